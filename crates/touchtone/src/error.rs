@@ -1,0 +1,40 @@
+//! Typed errors of the DTMF sender and of RFC 4733 payload parsing.
+
+use thiserror::Error;
+
+/// Why `insert_dtmf` refused a request; the names match the W3C DOMException names.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DtmfError {
+    /// DTMF cannot be sent now (not connected, stopped, no track, wrong direction or no telephone-event codec).
+    #[error("InvalidStateError: DTMF cannot be sent on this sender now")]
+    InvalidState,
+    /// The tone string holds a character outside `0-9 A-D a-d # * ,`.
+    #[error("InvalidCharacterError: {character:?} at index {index} is not a DTMF tone")]
+    InvalidCharacter {
+        /// The first character that is not a tone.
+        character: char,
+        /// Its position in the string, counted in characters.
+        index: usize,
+    },
+}
+
+impl DtmfError {
+    /// The W3C DOMException name of this error (`"InvalidStateError"` or `"InvalidCharacterError"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DtmfError::InvalidState => "InvalidStateError",
+            DtmfError::InvalidCharacter { .. } => "InvalidCharacterError",
+        }
+    }
+}
+
+/// Why an RFC 4733 telephone-event payload could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum PayloadError {
+    /// The payload is shorter than the 4 bytes of one event.
+    #[error("telephone-event payload too short: {len} bytes, need 4")]
+    TooShort {
+        /// How many bytes there were.
+        len: usize,
+    },
+}
