@@ -1,1 +1,17 @@
-//! placeholder
+//! A WebRTC peer that sends and receives DTMF: str0m in RTP mode carrying RFC 4733 telephone-events.
+//!
+//! [`Peer`] is sans-IO (datagrams and instants in, datagrams and events out); [`Call`] runs a peer on a
+//! tokio UDP socket and gives an async handle to insert DTMF, read events and hang up.
+
+pub mod call;
+pub mod codec;
+pub mod error;
+pub mod event;
+pub mod peer;
+
+pub use call::{Call, CallHandle};
+pub use codec::AudioCodec;
+pub use error::RtcError;
+pub use event::{DigitInfo, DigitSource, PeerEvent, StateKind};
+pub use peer::{Negotiated, Peer, PeerConfig};
+pub use str0m::media::Direction;

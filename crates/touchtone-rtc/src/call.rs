@@ -1,0 +1,194 @@
+//! Runs a [`Peer`] on a tokio UDP socket: one task per call, no thread per call.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use touchtone::DtmfError;
+
+use crate::error::RtcError;
+use crate::event::PeerEvent;
+use crate::peer::{Peer, PeerConfig};
+
+/// Default time without any datagram from the remote after which a call is ended.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Command {
+    Insert {
+        tones: String,
+        duration_ms: u32,
+        gap_ms: u32,
+        reply: oneshot::Sender<Result<(), DtmfError>>,
+    },
+    CanInsert(oneshot::Sender<bool>),
+    Close,
+}
+
+/// A peer bound to its UDP socket, before it runs.
+pub struct Call {
+    /// The sans-IO peer; use it for offer/answer before [`Call::spawn`].
+    pub peer: Peer,
+    socket: UdpSocket,
+    idle_timeout: Duration,
+}
+
+impl Call {
+    /// Binds a UDP socket on `ip` (any free port) and creates a peer for it.
+    pub async fn bind(ip: IpAddr, config: PeerConfig) -> Result<Call, RtcError> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let local = socket.local_addr()?;
+        let peer = Peer::new(Instant::now(), local, config)?;
+        Ok(Call {
+            peer,
+            socket,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        })
+    }
+
+    /// Sets how long the call may go without hearing from the remote before it is ended.
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
+    /// Starts the call's task on the current tokio runtime and returns its handle.
+    pub fn spawn(self) -> CallHandle {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let local = self.peer.local_addr();
+        tokio::spawn(run(self, cmd_rx, ev_tx));
+        CallHandle {
+            cmd: cmd_tx,
+            events: ev_rx,
+            local,
+        }
+    }
+}
+
+/// The application's side of a running call.
+pub struct CallHandle {
+    cmd: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<PeerEvent>,
+    local: SocketAddr,
+}
+
+impl CallHandle {
+    /// `insertDTMF` on the call's audio sender.
+    pub async fn insert_dtmf(
+        &self,
+        tones: &str,
+        duration_ms: u32,
+        gap_ms: u32,
+    ) -> Result<Result<(), DtmfError>, RtcError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Insert {
+                tones: tones.to_string(),
+                duration_ms,
+                gap_ms,
+                reply,
+            })
+            .map_err(|_| RtcError::CallEnded)?;
+        rx.await.map_err(|_| RtcError::CallEnded)
+    }
+
+    /// `canInsertDTMF` of the call's audio sender.
+    pub async fn can_insert_dtmf(&self) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.cmd.send(Command::CanInsert(reply)).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// The next event; `None` once the call has ended and every event was read.
+    pub async fn next_event(&mut self) -> Option<PeerEvent> {
+        self.events.recv().await
+    }
+
+    /// Hangs up; events up to `Closed` still arrive.
+    pub fn close(&self) {
+        let _ = self.cmd.send(Command::Close);
+    }
+
+    /// Whether the call's task has ended.
+    pub fn is_ended(&self) -> bool {
+        self.cmd.is_closed()
+    }
+
+    /// The call's local UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+async fn run(
+    call: Call,
+    mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+    ev_tx: mpsc::UnboundedSender<PeerEvent>,
+) {
+    let Call {
+        mut peer,
+        socket,
+        idle_timeout,
+    } = call;
+    let mut buf = vec![0u8; 2048];
+    let mut last_heard = Instant::now();
+    let mut commands_open = true;
+    loop {
+        while let Some((dst, data)) = peer.poll_transmit() {
+            if let Err(e) = socket.send_to(&data, dst).await {
+                tracing::debug!("send to {dst}: {e}");
+            }
+        }
+        while let Some(ev) = peer.poll_event() {
+            let _ = ev_tx.send(ev);
+        }
+        if peer.is_closed() {
+            break;
+        }
+        let now = Instant::now();
+        let idle_at = last_heard + idle_timeout;
+        let deadline = peer.poll_timeout().unwrap_or(idle_at).min(idle_at);
+        let result = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, src)) => {
+                    last_heard = Instant::now();
+                    peer.handle_receive(last_heard, src, &buf[..n])
+                }
+                Err(e) => {
+                    tracing::debug!("receive: {e}");
+                    Ok(())
+                }
+            },
+            _ = tokio::time::sleep_until(deadline.max(now).into()) => {
+                let now = Instant::now();
+                if now >= idle_at {
+                    tracing::info!("call {} idle for {idle_timeout:?}: ending it", peer.local_addr());
+                    peer.close(now);
+                }
+                peer.handle_timeout(now)
+            }
+            cmd = cmd_rx.recv(), if commands_open => {
+                let now = Instant::now();
+                match cmd {
+                    Some(Command::Insert { tones, duration_ms, gap_ms, reply }) => {
+                        let _ = reply.send(peer.insert_dtmf(now, &tones, duration_ms, gap_ms));
+                    }
+                    Some(Command::CanInsert(reply)) => {
+                        let _ = reply.send(peer.can_insert_dtmf());
+                    }
+                    Some(Command::Close) => peer.close(now),
+                    None => {
+                        commands_open = false;
+                        peer.close(now);
+                    }
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!("call {}: {e}", peer.local_addr());
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! A sans-IO WebRTC peer: str0m in RTP mode, one audio m-line, a W3C DTMF sender and an RFC 4733 receiver.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, RtpInfo};
+
+use crate::codec::{AudioCodec, configure};
+use crate::error::RtcError;
+use crate::event::{DigitInfo, DigitSource, PeerEvent, StateKind};
+
+/// Audio frame length: one packet every 20 ms.
+pub const FRAME: Duration = Duration::from_millis(20);
+
+/// What a peer offers and accepts.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Audio codecs in order of preference.
+    pub codecs: Vec<AudioCodec>,
+    /// Whether telephone-event is offered / accepted at all.
+    pub telephone_event: bool,
+    /// Direction of the audio m-line.
+    pub direction: Direction,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            codecs: vec![AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma],
+            telephone_event: true,
+            direction: Direction::SendRecv,
+        }
+    }
+}
+
+/// What negotiation settled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The audio codec both sides speak.
+    pub codec: AudioCodec,
+    /// Its payload type.
+    pub audio_pt: Pt,
+    /// The telephone-event payload type at the codec's clock rate, if the remote accepts one.
+    pub tele_pt: Option<Pt>,
+}
+
+/// One WebRTC call: SDP in and out, UDP datagrams in and out, DTMF both ways.
+pub struct Peer {
+    rtc: Rtc,
+    config: PeerConfig,
+    local: SocketAddr,
+    mid: Option<Mid>,
+    pending: Option<SdpPendingOffer>,
+    negotiated: Option<Negotiated>,
+    connected: bool,
+    closed: bool,
+    sender: DtmfSender,
+    receiver: DtmfReceiver,
+    seq: u64,
+    audio_origin: Option<Instant>,
+    next_frame: Option<Instant>,
+    rtc_timeout: Instant,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<PeerEvent>,
+    packets_in: u64,
+    packets_out: u64,
+    sends_audio: bool,
+    ssrcs_in: Vec<u32>,
+    now: Instant,
+}
+
+impl Peer {
+    /// A peer whose one UDP socket is bound at `local`.
+    pub fn new(now: Instant, local: SocketAddr, config: PeerConfig) -> Result<Self, RtcError> {
+        let mut builder = Rtc::builder().set_rtp_mode(true);
+        configure(
+            builder.codec_config(),
+            &config.codecs,
+            config.telephone_event,
+        );
+        let mut rtc = builder.build(now);
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| RtcError::Candidate(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let mut peer = Peer {
+            rtc,
+            config,
+            local,
+            mid: None,
+            pending: None,
+            negotiated: None,
+            connected: false,
+            closed: false,
+            sender: DtmfSender::new(48_000),
+            receiver: DtmfReceiver::new(48_000),
+            seq: 1,
+            audio_origin: None,
+            next_frame: None,
+            rtc_timeout: now,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            packets_in: 0,
+            packets_out: 0,
+            sends_audio: false,
+            ssrcs_in: Vec::new(),
+            now,
+        };
+        peer.state(StateKind::IceGathering, "complete");
+        peer.events
+            .push_back(PeerEvent::Candidate(format!("{local} udp host")));
+        Ok(peer)
+    }
+
+    /// The local UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Creates an SDP offer with one audio m-line (non-trickle: candidates included).
+    pub fn create_offer(&mut self) -> Result<String, RtcError> {
+        let mut change = self.rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Audio, self.config.direction, None, None, None);
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| RtcError::Sdp("nothing to offer".into()))?;
+        self.mid = Some(mid);
+        self.pending = Some(pending);
+        self.drain()?;
+        self.state(StateKind::Signaling, "have-local-offer");
+        Ok(offer.to_sdp_string())
+    }
+
+    /// Applies the remote answer to our offer.
+    pub fn accept_answer(&mut self, now: Instant, sdp: &str) -> Result<(), RtcError> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| RtcError::Sdp("no offer is pending".into()))?;
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| RtcError::Sdp(e.to_string()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| RtcError::Sdp(e.to_string()))?;
+        self.state(StateKind::Signaling, "stable");
+        self.after_negotiation(now)
+    }
+
+    /// Answers a remote offer; the answer pairs the chosen codec with telephone-event at its clock rate.
+    pub fn accept_offer(&mut self, now: Instant, sdp: &str) -> Result<String, RtcError> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| RtcError::Sdp(e.to_string()))?;
+        let audio = offer
+            .media_lines
+            .iter()
+            .find(|m| m.typ.to_string() == "audio" && !m.disabled)
+            .ok_or_else(|| RtcError::Sdp("the offer has no audio m-line".into()))?;
+        self.mid = Some(audio.mid());
+        self.state(StateKind::Signaling, "have-remote-offer");
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| RtcError::Sdp(e.to_string()))?;
+        self.state(StateKind::Signaling, "stable");
+        self.after_negotiation(now)?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// What negotiation settled on, once it has.
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.negotiated
+    }
+
+    /// The W3C DTMF sender of the audio sender.
+    pub fn dtmf(&mut self) -> &mut DtmfSender {
+        &mut self.sender
+    }
+
+    /// Whether DTMF can be sent now (connected, sending direction, telephone-event negotiated).
+    pub fn can_insert_dtmf(&self) -> bool {
+        self.sender.can_insert_dtmf()
+    }
+
+    /// `insertDTMF` on the audio sender, then runs what is due now.
+    pub fn insert_dtmf(
+        &mut self,
+        now: Instant,
+        tones: &str,
+        duration_ms: u32,
+        gap_ms: u32,
+    ) -> Result<(), touchtone::DtmfError> {
+        self.sender.insert_dtmf(now, tones, duration_ms, gap_ms)?;
+        if let Err(e) = self.handle_timeout(now) {
+            tracing::warn!("after insert_dtmf: {e}");
+        }
+        Ok(())
+    }
+
+    /// Whether the call is connected (ICE and DTLS up).
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether the call has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// RTP packets received and sent so far.
+    pub fn packet_counts(&self) -> (u64, u64) {
+        (self.packets_in, self.packets_out)
+    }
+
+    /// Feeds a UDP datagram that arrived at `now` from `source`.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), RtcError> {
+        self.now = now;
+        let Ok(contents) = data.try_into() else {
+            return Ok(()); // Not STUN, DTLS or RTP: nothing for us.
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if !self.rtc.accepts(&input) {
+            return Ok(());
+        }
+        self.rtc
+            .handle_input(input)
+            .map_err(|e| RtcError::Rtc(e.to_string()))?;
+        self.drain()?;
+        self.handle_timeout(now)
+    }
+
+    /// Runs everything due at or before `now`: str0m timers, DTMF playout, audio frames, receiver timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtcError> {
+        self.now = now;
+        if self.closed {
+            return Ok(());
+        }
+        if self.rtc_timeout <= now {
+            self.rtc
+                .handle_input(Input::Timeout(now))
+                .map_err(|e| RtcError::Rtc(e.to_string()))?;
+            self.drain()?;
+        }
+        self.sender.handle_timeout(now);
+        while let Some(ev) = self.sender.poll_event() {
+            self.events.push_back(PeerEvent::ToneChange {
+                tone: ev.tone(),
+                at: ev.at(),
+            });
+        }
+        while let Some(p) = self.sender.poll_packet() {
+            if let Some(pt) = self.negotiated.and_then(|n| n.tele_pt) {
+                let bytes = p.payload.to_bytes();
+                self.write_rtp(pt, p.timestamp, p.at, p.marker, &bytes)?;
+            }
+        }
+        while let Some(t) = self.next_frame.filter(|t| *t <= now) {
+            self.next_frame = Some(t + FRAME);
+            let busy = self.sender.is_playing(t)
+                || self.sender.is_playing(t + FRAME - Duration::from_millis(1));
+            if let (false, Some(n)) = (busy, self.negotiated) {
+                let ts = self.media_time(t);
+                self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence_frame())?;
+            }
+        }
+        self.receiver.handle_timeout(now);
+        self.collect_digits();
+        Ok(())
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        [
+            Some(self.rtc_timeout),
+            self.sender.poll_timeout(),
+            self.receiver.poll_timeout(),
+            self.next_frame,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next datagram to send: destination and bytes.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Hangs up: sends DTLS close_notify and RTCP BYE, then reports `closed`.
+    pub fn close(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        let _ = self.rtc.close();
+        let _ = self.drain();
+        self.finish(now);
+    }
+
+    fn finish(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.connected = false;
+        self.sender.set_can_send(false);
+        for ssrc in std::mem::take(&mut self.ssrcs_in) {
+            self.receiver.remove_stream(now, ssrc);
+        }
+        self.collect_digits();
+        self.state(StateKind::Connection, "closed");
+        self.events.push_back(PeerEvent::Closed);
+    }
+
+    fn state(&mut self, kind: StateKind, state: &'static str) {
+        self.events.push_back(PeerEvent::State { kind, state });
+    }
+
+    fn media_time(&self, t: Instant) -> u32 {
+        let rate = self.sender.clock_rate();
+        let origin = self.audio_origin.unwrap_or(t);
+        let units =
+            t.saturating_duration_since(origin).as_nanos() * u128::from(rate) / 1_000_000_000;
+        units as u32
+    }
+
+    fn write_rtp(
+        &mut self,
+        pt: Pt,
+        ts: u32,
+        wallclock: Instant,
+        marker: bool,
+        payload: &[u8],
+    ) -> Result<(), RtcError> {
+        let Some(mid) = self.mid else {
+            return Ok(());
+        };
+        let seq = self.seq;
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+            return Ok(());
+        };
+        stream.write_rtp(
+            RtpWrite::new(pt, seq.into(), ts, wallclock, payload.to_vec()).marker(marker),
+        );
+        self.seq += 1;
+        self.packets_out += 1;
+        self.drain()
+    }
+
+    fn after_negotiation(&mut self, now: Instant) -> Result<(), RtcError> {
+        self.now = now;
+        self.drain()?;
+        let Some(media) = self.mid.and_then(|m| self.rtc.media(m)) else {
+            return Err(RtcError::Sdp("no audio m-line".into()));
+        };
+        let direction = media.direction();
+        let params: Vec<_> = self.rtc.codec_config().params().to_vec();
+        let remote = media.remote_pts().to_vec();
+        let spec_of = |pt: &Pt| params.iter().find(|p| p.pt() == *pt).map(|p| p.spec());
+        let chosen = remote.iter().find_map(|pt| {
+            let spec = spec_of(pt)?;
+            AudioCodec::from_str0m(spec.codec).map(|c| (c, *pt))
+        });
+        let Some((codec, audio_pt)) = chosen else {
+            return Err(RtcError::Sdp("no common audio codec".into()));
+        };
+        let tele_pt = remote.iter().copied().find(|pt| {
+            spec_of(pt)
+                .is_some_and(|s| s.codec == Codec::Tele && s.clock_rate.get() == codec.clock_rate())
+        });
+        self.negotiated = Some(Negotiated {
+            codec,
+            audio_pt,
+            tele_pt: tele_pt.filter(|_| self.config.telephone_event),
+        });
+        let rate = codec.clock_rate();
+        self.sender = DtmfSender::new(rate);
+        self.receiver = DtmfReceiver::new(rate);
+        self.audio_origin = Some(now);
+        self.sender.set_timestamp_origin(now, 0);
+        self.sends_audio = matches!(direction, Direction::SendRecv | Direction::SendOnly);
+        self.update_can_send(now);
+        Ok(())
+    }
+
+    fn update_can_send(&mut self, now: Instant) {
+        let can = self.connected
+            && !self.closed
+            && self.sends_audio
+            && self.negotiated.is_some_and(|n| n.tele_pt.is_some());
+        if can != self.sender.can_insert_dtmf() {
+            self.sender.set_can_send(can);
+        }
+        if self.connected && self.sends_audio && self.next_frame.is_none() {
+            self.next_frame = Some(now);
+        }
+    }
+
+    /// Drains str0m's output until its next timeout, as str0m requires after every mutation.
+    fn drain(&mut self) -> Result<(), RtcError> {
+        loop {
+            match self
+                .rtc
+                .poll_output()
+                .map_err(|e| RtcError::Rtc(e.to_string()))?
+            {
+                Output::Timeout(t) => {
+                    self.rtc_timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => {
+                    self.transmits
+                        .push_back((t.destination, t.contents.to_vec()));
+                }
+                Output::Event(e) => self.handle_rtc_event(e),
+            }
+        }
+    }
+
+    fn handle_rtc_event(&mut self, e: Event) {
+        match e {
+            Event::IceConnectionStateChange(s) => {
+                let name = match s {
+                    IceConnectionState::New => "new",
+                    IceConnectionState::Checking => "checking",
+                    IceConnectionState::Connected => "connected",
+                    IceConnectionState::Completed => "completed",
+                    IceConnectionState::Disconnected => "disconnected",
+                };
+                self.state(StateKind::IceConnection, name);
+                if s == IceConnectionState::Checking {
+                    self.state(StateKind::Connection, "connecting");
+                }
+            }
+            Event::Connected => {
+                self.connected = true;
+                self.state(StateKind::Connection, "connected");
+                self.update_can_send(self.now);
+            }
+            Event::RtpPacket(p) => {
+                self.packets_in += 1;
+                let pt = p.header.payload_type;
+                let is_tele = self
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .any(|c| c.pt() == pt && c.spec().codec == Codec::Tele);
+                if is_tele {
+                    let info = RtpInfo {
+                        ssrc: *p.header.ssrc,
+                        sequence: p.header.sequence_number,
+                        timestamp: p.header.timestamp,
+                        marker: p.header.marker,
+                    };
+                    if !self.ssrcs_in.contains(&info.ssrc) {
+                        self.ssrcs_in.push(info.ssrc);
+                    }
+                    if let Err(e) = self.receiver.handle_packet(p.timestamp, info, &p.payload) {
+                        tracing::debug!("telephone-event packet dropped: {e}");
+                    }
+                    self.collect_digits();
+                }
+            }
+            Event::Closed => self.finish(self.now),
+            Event::MediaAdded(m) if self.mid.is_none() && m.kind == MediaKind::Audio => {
+                self.mid = Some(m.mid);
+            }
+            other => tracing::trace!("str0m event: {other:?}"),
+        }
+    }
+
+    fn collect_digits(&mut self) {
+        while let Some(d) = self.receiver.poll_event() {
+            self.events.push_back(digit_event(&d, DigitSource::Rfc4733));
+        }
+    }
+}
+
+fn digit_event(d: &DigitEvent, source: DigitSource) -> PeerEvent {
+    let info = DigitInfo {
+        event: d.event(),
+        tone: d.tone(),
+        duration: d.duration(),
+        at: d.at(),
+        ssrc: Some(d.ssrc()),
+        source,
+    };
+    if d.is_end() {
+        PeerEvent::KeyUp(info)
+    } else {
+        PeerEvent::KeyDown(info)
+    }
+}

@@ -1,0 +1,129 @@
+//! Two peers over real loopback UDP: ICE, DTLS-SRTP, SDP, then DTMF end to end.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use touchtone_rtc::{AudioCodec, Call, CallHandle, PeerConfig, PeerEvent, StateKind};
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+async fn connect(caller: PeerConfig, callee: PeerConfig) -> (CallHandle, CallHandle) {
+    let mut a = Call::bind(LOOPBACK, caller).await.unwrap();
+    let mut b = Call::bind(LOOPBACK, callee).await.unwrap();
+    let offer = a.peer.create_offer().unwrap();
+    let answer = b.peer.accept_offer(Instant::now(), &offer).unwrap();
+    a.peer.accept_answer(Instant::now(), &answer).unwrap();
+    (a.spawn(), b.spawn())
+}
+
+async fn wait_connected(h: &mut CallHandle) -> Vec<PeerEvent> {
+    let mut seen = vec![];
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), h.next_event())
+            .await
+            .expect("connect in time")
+            .expect("call alive");
+        let done = matches!(
+            ev,
+            PeerEvent::State {
+                kind: StateKind::Connection,
+                state: "connected"
+            }
+        );
+        seen.push(ev);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Collects (tone, duration ms) of key-ups until `n` arrived.
+async fn collect_digits(h: &mut CallHandle, n: usize) -> Vec<(char, f64)> {
+    let mut got = vec![];
+    while got.len() < n {
+        let ev = tokio::time::timeout(Duration::from_secs(20), h.next_event())
+            .await
+            .expect("digits in time")
+            .expect("call alive");
+        if let PeerEvent::KeyUp(d) = ev {
+            got.push((d.tone.unwrap(), d.duration.as_secs_f64() * 1000.0));
+        }
+    }
+    got
+}
+
+async fn all_sixteen(codec: AudioCodec) {
+    let cfg = PeerConfig {
+        codecs: vec![codec],
+        ..PeerConfig::default()
+    };
+    let (mut a, mut b) = connect(cfg.clone(), PeerConfig::default()).await;
+    let states = wait_connected(&mut a).await;
+    eprintln!("{states:?}");
+    assert!(states.iter().any(|e| matches!(
+        e,
+        PeerEvent::State {
+            kind: StateKind::IceConnection,
+            state: "checking"
+        }
+    )));
+    wait_connected(&mut b).await;
+    assert!(a.can_insert_dtmf().await);
+    let tones = "0123456789*#ABCD";
+    a.insert_dtmf(tones, 60, 40).await.unwrap().unwrap();
+    let got = collect_digits(&mut b, 16).await;
+    let digits: String = got.iter().map(|(c, _)| *c).collect();
+    assert_eq!(digits, tones);
+    for (c, ms) in got {
+        assert!((ms - 60.0).abs() <= 20.0, "{c} lasted {ms} ms");
+    }
+    // The sender's tonechange events, then hang up: the other side sees it.
+    let mut changes = vec![];
+    while let Some(ev) = a.next_event().await {
+        if let PeerEvent::ToneChange { tone, .. } = ev {
+            changes.push(tone);
+            if tone.is_empty() {
+                break;
+            }
+        }
+    }
+    assert_eq!(changes.concat(), tones);
+    assert_eq!(changes.len(), 17);
+    a.close();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = b.next_event().await {
+            if ev == PeerEvent::Closed {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("close seen in time");
+    assert!(closed);
+}
+
+#[tokio::test]
+async fn opus_carries_every_tone() {
+    all_sixteen(AudioCodec::Opus).await;
+}
+
+#[tokio::test]
+async fn pcmu_carries_every_tone() {
+    all_sixteen(AudioCodec::Pcmu).await;
+}
+
+#[tokio::test]
+async fn no_telephone_event_means_no_dtmf() {
+    let cfg = PeerConfig {
+        telephone_event: false,
+        ..PeerConfig::default()
+    };
+    let (mut a, mut b) = connect(PeerConfig::default(), cfg).await;
+    wait_connected(&mut a).await;
+    wait_connected(&mut b).await;
+    assert!(!a.can_insert_dtmf().await);
+    let r = a.insert_dtmf("1", 100, 70).await.unwrap();
+    assert_eq!(r, Err(touchtone::DtmfError::InvalidState));
+    assert!(!b.can_insert_dtmf().await);
+}
