@@ -39,6 +39,7 @@
 //! ```
 
 pub mod error;
+pub mod inband;
 pub mod packetizer;
 pub mod receiver;
 pub mod sender;
