@@ -10,11 +10,15 @@ use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use touchtone::inband::{Detector, ToneGenerator, g711};
 use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, RtpInfo};
 
 use crate::codec::{AudioCodec, configure};
 use crate::error::RtcError;
 use crate::event::{DigitInfo, DigitSource, PeerEvent, StateKind};
+
+/// An in-band detection this soon after a telephone-event key-up of the same key is the same press.
+const DEDUP_WINDOW: Duration = Duration::from_millis(300);
 
 /// Audio frame length: one packet every 20 ms.
 pub const FRAME: Duration = Duration::from_millis(20);
@@ -28,6 +32,10 @@ pub struct PeerConfig {
     pub telephone_event: bool,
     /// Direction of the audio m-line.
     pub direction: Direction,
+    /// Send DTMF as audio tones (G.711 only) instead of telephone-event packets.
+    pub inband_send: bool,
+    /// Run the in-band detector on received G.711 audio.
+    pub inband_detect: bool,
 }
 
 impl Default for PeerConfig {
@@ -36,6 +44,8 @@ impl Default for PeerConfig {
             codecs: vec![AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma],
             telephone_event: true,
             direction: Direction::SendRecv,
+            inband_send: false,
+            inband_detect: false,
         }
     }
 }
@@ -74,6 +84,12 @@ pub struct Peer {
     sends_audio: bool,
     ssrcs_in: Vec<u32>,
     now: Instant,
+    generator: Option<ToneGenerator>,
+    detector: Option<Detector>,
+    /// The telephone-event key held or last released, and when it was released: in-band reports of the
+    /// same press are dropped.
+    rfc_recent: Option<(Option<char>, Option<Instant>)>,
+    inband_suppressed: bool,
 }
 
 impl Peer {
@@ -111,6 +127,10 @@ impl Peer {
             sends_audio: false,
             ssrcs_in: Vec::new(),
             now,
+            generator: None,
+            detector: None,
+            rfc_recent: None,
+            inband_suppressed: false,
         };
         peer.state(StateKind::IceGathering, "complete");
         peer.events
@@ -261,12 +281,21 @@ impl Peer {
         }
         self.sender.handle_timeout(now);
         while let Some(ev) = self.sender.poll_event() {
+            if let (Some(g), Some(c)) = (self.generator.as_mut(), ev.tone().chars().next()) {
+                let ms = self.sender.duration().as_millis() as u32;
+                if g.push_tone(c, ms).is_ok() {
+                    // The gap is silence: the generator ends the tone on time and the next one follows.
+                }
+            }
             self.events.push_back(PeerEvent::ToneChange {
                 tone: ev.tone(),
                 at: ev.at(),
             });
         }
         while let Some(p) = self.sender.poll_packet() {
+            if self.generator.is_some() {
+                continue; // In-band mode: the tones travel as audio.
+            }
             if let Some(pt) = self.negotiated.and_then(|n| n.tele_pt) {
                 let bytes = p.payload.to_bytes();
                 self.write_rtp(pt, p.timestamp, p.at, p.marker, &bytes)?;
@@ -278,7 +307,20 @@ impl Peer {
                 || self.sender.is_playing(t + FRAME - Duration::from_millis(1));
             if let (false, Some(n)) = (busy, self.negotiated) {
                 let ts = self.media_time(t);
-                self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence_frame())?;
+                match self.generator.as_mut().filter(|g| !g.is_empty()) {
+                    Some(g) => {
+                        let mut pcm = [0i16; 160];
+                        g.fill(&mut pcm);
+                        let frame: Vec<u8> = match n.codec {
+                            AudioCodec::Pcma => {
+                                pcm.iter().map(|s| g711::linear_to_alaw(*s)).collect()
+                            }
+                            _ => pcm.iter().map(|s| g711::linear_to_ulaw(*s)).collect(),
+                        };
+                        self.write_rtp(n.audio_pt, ts, t, false, &frame)?;
+                    }
+                    None => self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence_frame())?,
+                }
             }
         }
         self.receiver.handle_timeout(now);
@@ -405,6 +447,11 @@ impl Peer {
         self.audio_origin = Some(now);
         self.sender.set_timestamp_origin(now, 0);
         self.sends_audio = matches!(direction, Direction::SendRecv | Direction::SendOnly);
+        let g711 = codec.clock_rate() == 8000;
+        self.generator = (self.config.inband_send && g711)
+            .then(|| ToneGenerator::new(8000).ok())
+            .flatten();
+        self.detector = (self.config.inband_detect && g711).then(|| Detector::new(8000));
         self.update_can_send(now);
         Ok(())
     }
@@ -413,7 +460,7 @@ impl Peer {
         let can = self.connected
             && !self.closed
             && self.sends_audio
-            && self.negotiated.is_some_and(|n| n.tele_pt.is_some());
+            && (self.generator.is_some() || self.negotiated.is_some_and(|n| n.tele_pt.is_some()));
         if can != self.sender.can_insert_dtmf() {
             self.sender.set_can_send(can);
         }
@@ -486,6 +533,20 @@ impl Peer {
                         tracing::debug!("telephone-event packet dropped: {e}");
                     }
                     self.collect_digits();
+                } else if let (Some(det), Some(n)) = (self.detector.as_mut(), self.negotiated) {
+                    if pt == n.audio_pt {
+                        let mut pcm = [0i16; 480];
+                        let len = p.payload.len().min(pcm.len());
+                        for (o, b) in pcm.iter_mut().zip(&p.payload[..len]) {
+                            *o = match n.codec {
+                                AudioCodec::Pcma => g711::alaw_to_linear(*b),
+                                _ => g711::ulaw_to_linear(*b),
+                            };
+                        }
+                        det.process_i16(&pcm[..len]);
+                        let ssrc = *p.header.ssrc;
+                        self.collect_inband(ssrc);
+                    }
                 }
             }
             Event::Closed => self.finish(self.now),
@@ -498,7 +559,44 @@ impl Peer {
 
     fn collect_digits(&mut self) {
         while let Some(d) = self.receiver.poll_event() {
+            let released = d.is_end().then_some(d.at());
+            self.rfc_recent = Some((d.tone(), released));
             self.events.push_back(digit_event(&d, DigitSource::Rfc4733));
+        }
+    }
+
+    /// Reports in-band detections, except those of a key telephone-event already reported.
+    fn collect_inband(&mut self, ssrc: u32) {
+        let Some(det) = self.detector.as_mut() else {
+            return;
+        };
+        while let Some(d) = det.poll_event() {
+            if !d.end {
+                self.inband_suppressed = match self.rfc_recent {
+                    Some((tone, None)) => tone == Some(d.digit),
+                    Some((tone, Some(up))) => {
+                        tone == Some(d.digit)
+                            && self.now.saturating_duration_since(up) < DEDUP_WINDOW
+                    }
+                    None => false,
+                };
+            }
+            if self.inband_suppressed {
+                continue;
+            }
+            let info = DigitInfo {
+                event: touchtone::tone::event_code(d.digit).unwrap_or(0),
+                tone: Some(d.digit),
+                duration: Duration::from_secs_f64(d.duration_ms().max(0.0) / 1000.0),
+                at: self.now,
+                ssrc: Some(ssrc),
+                source: DigitSource::Inband,
+            };
+            self.events.push_back(if d.end {
+                PeerEvent::KeyUp(info)
+            } else {
+                PeerEvent::KeyDown(info)
+            });
         }
     }
 }

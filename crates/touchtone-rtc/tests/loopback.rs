@@ -127,3 +127,37 @@ async fn no_telephone_event_means_no_dtmf() {
     assert_eq!(r, Err(touchtone::DtmfError::InvalidState));
     assert!(!b.can_insert_dtmf().await);
 }
+
+#[tokio::test]
+async fn inband_tones_are_detected_in_pcmu_audio() {
+    let caller = PeerConfig {
+        codecs: vec![AudioCodec::Pcmu],
+        inband_send: true,
+        ..PeerConfig::default()
+    };
+    let callee = PeerConfig {
+        inband_detect: true,
+        ..PeerConfig::default()
+    };
+    let (mut a, mut b) = connect(caller, callee).await;
+    wait_connected(&mut a).await;
+    wait_connected(&mut b).await;
+    let tones = "0123456789*#ABCD";
+    a.insert_dtmf(tones, 80, 60).await.unwrap().unwrap();
+    let mut got = vec![];
+    while got.len() < 16 {
+        let ev = tokio::time::timeout(Duration::from_secs(20), b.next_event())
+            .await
+            .expect("digits in time")
+            .expect("call alive");
+        if let PeerEvent::KeyUp(d) = ev {
+            assert_eq!(d.source, touchtone_rtc::DigitSource::Inband);
+            got.push((d.tone.unwrap(), d.duration.as_secs_f64() * 1000.0));
+        }
+    }
+    let digits: String = got.iter().map(|(c, _)| *c).collect();
+    assert_eq!(digits, tones);
+    for (c, ms) in got {
+        assert!((ms - 80.0).abs() <= 20.0, "{c} lasted {ms} ms");
+    }
+}

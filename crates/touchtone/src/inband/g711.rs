@@ -23,6 +23,23 @@ pub fn linear_to_ulaw(sample: i16) -> u8 {
     !((sign | (exponent << 4) | mantissa) as u8)
 }
 
+/// Encodes a 16-bit linear sample as A-law.
+pub fn linear_to_alaw(sample: i16) -> u8 {
+    const SEGMENT_END: [i32; 8] = [0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff];
+    let s = i32::from(sample);
+    let (mask, magnitude) = if s >= 0 {
+        (0xd5, s >> 3)
+    } else {
+        (0x55, (-s - 1) >> 3)
+    };
+    let Some(seg) = SEGMENT_END.iter().position(|&end| magnitude <= end) else {
+        return 0x7f ^ mask;
+    };
+    let shift = if seg < 2 { 1 } else { seg };
+    let value = ((seg as i32) << 4) | ((magnitude >> shift) & 0x0f);
+    (value as u8) ^ mask
+}
+
 /// Decodes one A-law byte to a 16-bit linear sample.
 pub fn alaw_to_linear(byte: u8) -> i16 {
     let a = byte ^ 0x55;
@@ -54,6 +71,15 @@ mod tests {
         for s in (-32000i32..32000).step_by(97) {
             let back = i32::from(ulaw_to_linear(linear_to_ulaw(s as i16)));
             let tolerance = (s.abs() / 16).max(8);
+            assert!((back - s).abs() <= tolerance, "{s} -> {back}");
+        }
+    }
+
+    #[test]
+    fn alaw_round_trips_within_quantisation() {
+        for s in (-32000i32..32000).step_by(89) {
+            let back = i32::from(alaw_to_linear(linear_to_alaw(s as i16)));
+            let tolerance = (s.abs() / 16).max(16);
             assert!((back - s).abs() <= tolerance, "{s} -> {back}");
         }
     }
