@@ -281,11 +281,15 @@ impl Peer {
         }
         self.sender.handle_timeout(now);
         while let Some(ev) = self.sender.poll_event() {
-            if let (Some(g), Some(c)) = (self.generator.as_mut(), ev.tone().chars().next()) {
+            let tone = ev
+                .tone()
+                .chars()
+                .next()
+                .filter(|c| *c != touchtone::tone::PAUSE);
+            if let (Some(g), Some(c)) = (self.generator.as_mut(), tone) {
+                // The gap and pauses are silence: the generator plays only while a tone is due.
                 let ms = self.sender.duration().as_millis() as u32;
-                if g.push_tone(c, ms).is_ok() {
-                    // The gap is silence: the generator ends the tone on time and the next one follows.
-                }
+                let _ = g.push_tone(c, ms);
             }
             self.events.push_back(PeerEvent::ToneChange {
                 tone: ev.tone(),
@@ -533,20 +537,20 @@ impl Peer {
                         tracing::debug!("telephone-event packet dropped: {e}");
                     }
                     self.collect_digits();
-                } else if let (Some(det), Some(n)) = (self.detector.as_mut(), self.negotiated) {
-                    if pt == n.audio_pt {
-                        let mut pcm = [0i16; 480];
-                        let len = p.payload.len().min(pcm.len());
-                        for (o, b) in pcm.iter_mut().zip(&p.payload[..len]) {
-                            *o = match n.codec {
-                                AudioCodec::Pcma => g711::alaw_to_linear(*b),
-                                _ => g711::ulaw_to_linear(*b),
-                            };
-                        }
-                        det.process_i16(&pcm[..len]);
-                        let ssrc = *p.header.ssrc;
-                        self.collect_inband(ssrc);
+                } else if let (Some(det), Some(n)) = (self.detector.as_mut(), self.negotiated)
+                    && pt == n.audio_pt
+                {
+                    let mut pcm = [0i16; 480];
+                    let len = p.payload.len().min(pcm.len());
+                    for (o, b) in pcm.iter_mut().zip(&p.payload[..len]) {
+                        *o = match n.codec {
+                            AudioCodec::Pcma => g711::alaw_to_linear(*b),
+                            _ => g711::ulaw_to_linear(*b),
+                        };
                     }
+                    det.process_i16(&pcm[..len]);
+                    let ssrc = *p.header.ssrc;
+                    self.collect_inband(ssrc);
                 }
             }
             Event::Closed => self.finish(self.now),
