@@ -307,8 +307,10 @@ impl Peer {
         }
         while let Some(t) = self.next_frame.filter(|t| *t <= now) {
             self.next_frame = Some(t + FRAME);
-            let busy = self.sender.is_playing(t)
-                || self.sender.is_playing(t + FRAME - Duration::from_millis(1));
+            // No audio for the media time a telephone-event covers (in-band tones are the audio).
+            let busy = self.generator.is_none()
+                && (self.sender.is_playing(t)
+                    || self.sender.is_playing(t + FRAME - Duration::from_millis(1)));
             if let (false, Some(n)) = (busy, self.negotiated) {
                 let ts = self.media_time(t);
                 match self.generator.as_mut().filter(|g| !g.is_empty()) {

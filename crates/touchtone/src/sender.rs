@@ -20,7 +20,10 @@ pub const PAUSE_MS: u64 = 2000;
 /// Default RFC 4733 volume (-dBm0) of sent events.
 pub const DEFAULT_VOLUME: u8 = 10;
 /// Default interval between RFC 4733 update packets.
-pub const DEFAULT_PACKET_INTERVAL: Duration = Duration::from_millis(20);
+/// Default interval between RFC 4733 update packets, in ms.
+pub const PACKET_INTERVAL_MS: u32 = 20;
+/// Default interval between RFC 4733 update packets.
+pub const DEFAULT_PACKET_INTERVAL: Duration = Duration::from_millis(PACKET_INTERVAL_MS as u64);
 
 /// A `tonechange` event: a tone (or `,`) started playout, or `""` when the buffer ran empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,278 @@
+//! `touchtone dial`: the two-peer example, headless, over real loopback UDP.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use touchtone::sender::{DURATION_RANGE_MS, PACKET_INTERVAL_MS};
+use touchtone_rtc::{AudioCodec, Call, CallHandle, DigitInfo, PeerConfig, PeerEvent};
+
+use crate::Failure;
+use crate::output::{Format, json_line, ms};
+
+/// Arguments of `touchtone dial`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The tones to dial: 0-9, A-D, #, * and `,` for a 2 s pause.
+    #[arg(default_value = "12024561111")]
+    tones: String,
+    /// Tone duration in ms (clamped to 40..=6000).
+    #[arg(long, default_value_t = 400)]
+    duration: u32,
+    /// Gap between tones in ms (clamped to 30..=6000).
+    #[arg(long, default_value_t = 50)]
+    gap: u32,
+    /// Audio codec of the call.
+    #[arg(long, default_value = "opus")]
+    codec: AudioCodec,
+    /// Send the tones as audio (G.711) and detect them in the received audio.
+    #[arg(long)]
+    inband: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Address the peers bind their UDP sockets to.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Line<'a> {
+    State {
+        t_ms: f64,
+        peer: &'a str,
+        kind: &'a str,
+        state: &'a str,
+    },
+    Candidate {
+        t_ms: f64,
+        peer: &'a str,
+        candidate: &'a str,
+    },
+    Tonechange {
+        t_ms: f64,
+        tone: &'a str,
+    },
+    Keydown {
+        t_ms: f64,
+        digit: String,
+        source: &'a str,
+    },
+    Digit {
+        digit: String,
+        duration_ms: f64,
+        source: &'a str,
+        t_ms: f64,
+    },
+}
+
+struct Printer {
+    format: Format,
+    start: Instant,
+}
+
+impl Printer {
+    fn t(&self, at: Instant) -> f64 {
+        ms(at.saturating_duration_since(self.start).as_secs_f64() * 1000.0)
+    }
+
+    fn event(&self, peer: &str, ev: &PeerEvent) {
+        let now = Instant::now();
+        match (self.format, ev) {
+            (Format::Json, PeerEvent::State { kind, state }) => json_line(&Line::State {
+                t_ms: self.t(now),
+                peer,
+                kind: kind.name(),
+                state,
+            }),
+            (Format::Text, PeerEvent::State { kind, state }) => {
+                println!("{}: {} state changed to: {state}", peer, kind.name())
+            }
+            (Format::Json, PeerEvent::Candidate(c)) => json_line(&Line::Candidate {
+                t_ms: self.t(now),
+                peer,
+                candidate: c,
+            }),
+            (Format::Text, PeerEvent::Candidate(c)) => println!("{peer}: ICE candidate: {c}"),
+            (Format::Json, PeerEvent::ToneChange { tone, at }) => json_line(&Line::Tonechange {
+                t_ms: self.t(*at),
+                tone,
+            }),
+            (Format::Text, PeerEvent::ToneChange { tone, at }) if !tone.is_empty() => {
+                println!("Tone played: {tone} (at {:.1} ms)", self.t(*at))
+            }
+            (Format::Json, PeerEvent::KeyDown(d)) => json_line(&Line::Keydown {
+                t_ms: self.t(d.at),
+                digit: digit_str(d),
+                source: d.source.name(),
+            }),
+            (Format::Json, PeerEvent::KeyUp(d)) => json_line(&Line::Digit {
+                digit: digit_str(d),
+                duration_ms: ms(d.duration.as_secs_f64() * 1000.0),
+                source: d.source.name(),
+                t_ms: self.t(d.at),
+            }),
+            (Format::Text, PeerEvent::KeyUp(d)) => println!(
+                "Received: {} ({:.1} ms, {})",
+                digit_str(d),
+                d.duration.as_secs_f64() * 1000.0,
+                d.source.name()
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn digit_str(d: &DigitInfo) -> String {
+    d.tone
+        .map_or_else(|| format!("event {}", d.event), |c| c.to_string())
+}
+
+/// Runs `touchtone dial`.
+pub fn run(args: Args) -> Result<(), Failure> {
+    touchtone::tone::normalize_tones(&args.tones).map_err(|e| Failure::input(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::input(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(dial(args))
+}
+
+async fn dial(args: Args) -> Result<(), Failure> {
+    let printer = Printer {
+        format: args.format,
+        start: Instant::now(),
+    };
+    let codec = if args.inband && args.codec == AudioCodec::Opus {
+        AudioCodec::Pcmu // In-band tones need a codec we can encode: G.711.
+    } else {
+        args.codec
+    };
+    let caller_cfg = PeerConfig {
+        codecs: vec![codec],
+        inband_send: args.inband,
+        ..PeerConfig::default()
+    };
+    let callee_cfg = PeerConfig {
+        inband_detect: args.inband,
+        ..PeerConfig::default()
+    };
+    let fail = |e: touchtone_rtc::RtcError| Failure::check(e.to_string());
+    let mut caller = Call::bind(args.bind, caller_cfg).await.map_err(fail)?;
+    let mut callee = Call::bind(args.bind, callee_cfg).await.map_err(fail)?;
+    let offer = caller.peer.create_offer().map_err(fail)?;
+    let answer = callee
+        .peer
+        .accept_offer(Instant::now(), &offer)
+        .map_err(fail)?;
+    caller
+        .peer
+        .accept_answer(Instant::now(), &answer)
+        .map_err(fail)?;
+    let mut a = caller.spawn();
+    let mut b = callee.spawn();
+
+    let sent: String = args
+        .tones
+        .to_ascii_uppercase()
+        .chars()
+        .filter(|c| *c != ',')
+        .collect();
+    let mut received: Vec<(char, f64)> = vec![];
+    let mut dialed = false;
+    let mut hang_up_at: Option<tokio::time::Instant> = None;
+    let mut caller_open = true;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15) + estimate(&args);
+    loop {
+        let hang_up = hang_up_at.unwrap_or(deadline);
+        let ev = tokio::select! {
+            ev = a.next_event(), if caller_open => match ev {
+                Some(e) => Some(("caller", e)),
+                None => {
+                    caller_open = false;
+                    continue;
+                }
+            },
+            ev = b.next_event() => ev.map(|e| ("receiver", e)),
+            _ = tokio::time::sleep_until(hang_up), if hang_up_at.is_some() => {
+                hang_up_at = None;
+                a.close();
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Failure::check("timed out: the call did not complete"));
+            }
+        };
+        let Some((peer, ev)) = ev else { break };
+        printer.event(peer, &ev);
+        match (&ev, peer) {
+            (
+                PeerEvent::State {
+                    state: "connected",
+                    kind,
+                },
+                "caller",
+            ) if kind.name() == "connection" && !dialed => {
+                dialed = true;
+                if args.format == Format::Text {
+                    println!("Sending DTMF: \"{}\"", args.tones);
+                }
+                insert(&a, &args).await?;
+            }
+            (PeerEvent::ToneChange { tone: "", .. }, _) => {
+                if args.format == Format::Text {
+                    println!("All tones have played. Disconnecting.");
+                }
+                // The last key-up may still be in flight: give it a moment before hanging up.
+                hang_up_at = Some(tokio::time::Instant::now() + Duration::from_millis(300));
+            }
+            (PeerEvent::KeyUp(d), "receiver") => {
+                received.push((d.tone.unwrap_or('?'), d.duration.as_secs_f64() * 1000.0));
+            }
+            (PeerEvent::Closed, "receiver") => {
+                if args.format == Format::Text {
+                    println!("receiver: the caller hung up");
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+    verify(&sent, &received, &args)
+}
+
+async fn insert(a: &CallHandle, args: &Args) -> Result<(), Failure> {
+    match a.insert_dtmf(&args.tones, args.duration, args.gap).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure::check(format!("insertDTMF failed: {e}"))),
+        Err(e) => Err(Failure::check(e.to_string())),
+    }
+}
+
+/// How long the tones take to play.
+fn estimate(args: &Args) -> Duration {
+    let per = u64::from(args.duration.clamp(40, 6000) + args.gap.clamp(30, 6000));
+    let pauses = args.tones.matches(',').count() as u64 * 2000;
+    Duration::from_millis(per * args.tones.len() as u64 + pauses)
+}
+
+fn verify(sent: &str, received: &[(char, f64)], args: &Args) -> Result<(), Failure> {
+    let got: String = received.iter().map(|(c, _)| *c).collect();
+    if got != sent {
+        return Err(Failure::check(format!(
+            "sent \"{sent}\" but received \"{got}\""
+        )));
+    }
+    let asked = f64::from(
+        args.duration
+            .clamp(DURATION_RANGE_MS.0, DURATION_RANGE_MS.1),
+    );
+    let tolerance = f64::from(PACKET_INTERVAL_MS);
+    if let Some((c, d)) = received.iter().find(|(_, d)| (d - asked).abs() > tolerance) {
+        return Err(Failure::check(format!(
+            "tone {c} lasted {d:.1} ms, more than {tolerance} ms from the {asked} ms asked for"
+        )));
+    }
+    Ok(())
+}
