@@ -323,10 +323,7 @@ fn call_packets(tones: &str, rate: u32) -> Vec<(Duration, Vec<u8>)> {
 }
 
 fn write_pcap(path: &Path, packets: &[(Duration, Vec<u8>)]) {
-    let mut v = vec![];
-    for w in [0xa1b2_c3d4u32] {
-        v.extend_from_slice(&w.to_le_bytes());
-    }
+    let mut v = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
     v.extend_from_slice(&2u16.to_le_bytes());
     v.extend_from_slice(&4u16.to_le_bytes());
     v.extend_from_slice(&[0; 8]);
@@ -346,7 +343,7 @@ fn write_pcap(path: &Path, packets: &[(Duration, Vec<u8>)]) {
 fn write_pcapng(path: &Path, packets: &[(Duration, Vec<u8>)]) {
     let block = |typ: u32, body: &[u8]| {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = (12 + body.len()) as u32;
