@@ -3,12 +3,11 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use touchtone::sender::{DURATION_RANGE_MS, PACKET_INTERVAL_MS};
-use touchtone_rtc::{AudioCodec, Call, CallHandle, DigitInfo, PeerConfig, PeerEvent};
+use touchtone_rtc::{AudioCodec, Call, CallHandle, PeerConfig, PeerEvent};
 
 use crate::Failure;
-use crate::output::{Format, json_line, ms};
+use crate::output::{EventLine, Format, digit_str, json_line, ms};
 
 /// Arguments of `touchtone dial`.
 #[derive(clap::Args)]
@@ -36,37 +35,6 @@ pub struct Args {
     bind: IpAddr,
 }
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Line<'a> {
-    State {
-        t_ms: f64,
-        peer: &'a str,
-        kind: &'a str,
-        state: &'a str,
-    },
-    Candidate {
-        t_ms: f64,
-        peer: &'a str,
-        candidate: &'a str,
-    },
-    Tonechange {
-        t_ms: f64,
-        tone: &'a str,
-    },
-    Keydown {
-        t_ms: f64,
-        digit: String,
-        source: &'a str,
-    },
-    Digit {
-        digit: String,
-        duration_ms: f64,
-        source: &'a str,
-        t_ms: f64,
-    },
-}
-
 struct Printer {
     format: Format,
     start: Instant,
@@ -78,55 +46,28 @@ impl Printer {
     }
 
     fn event(&self, peer: &str, ev: &PeerEvent) {
-        let now = Instant::now();
-        match (self.format, ev) {
-            (Format::Json, PeerEvent::State { kind, state }) => json_line(&Line::State {
-                t_ms: self.t(now),
-                peer,
-                kind: kind.name(),
-                state,
-            }),
-            (Format::Text, PeerEvent::State { kind, state }) => {
-                println!("{}: {} state changed to: {state}", peer, kind.name())
+        match self.format {
+            Format::Json => {
+                json_line(&EventLine::of(peer, ev, self.start));
             }
-            (Format::Json, PeerEvent::Candidate(c)) => json_line(&Line::Candidate {
-                t_ms: self.t(now),
-                peer,
-                candidate: c,
-            }),
-            (Format::Text, PeerEvent::Candidate(c)) => println!("{peer}: ICE candidate: {c}"),
-            (Format::Json, PeerEvent::ToneChange { tone, at }) => json_line(&Line::Tonechange {
-                t_ms: self.t(*at),
-                tone,
-            }),
-            (Format::Text, PeerEvent::ToneChange { tone, at }) if !tone.is_empty() => {
-                println!("Tone played: {tone} (at {:.1} ms)", self.t(*at))
-            }
-            (Format::Json, PeerEvent::KeyDown(d)) => json_line(&Line::Keydown {
-                t_ms: self.t(d.at),
-                digit: digit_str(d),
-                source: d.source.name(),
-            }),
-            (Format::Json, PeerEvent::KeyUp(d)) => json_line(&Line::Digit {
-                digit: digit_str(d),
-                duration_ms: ms(d.duration.as_secs_f64() * 1000.0),
-                source: d.source.name(),
-                t_ms: self.t(d.at),
-            }),
-            (Format::Text, PeerEvent::KeyUp(d)) => println!(
-                "Received: {} ({:.1} ms, {})",
-                digit_str(d),
-                d.duration.as_secs_f64() * 1000.0,
-                d.source.name()
-            ),
-            _ => {}
+            Format::Text => match ev {
+                PeerEvent::State { kind, state } => {
+                    println!("{}: {} state changed to: {state}", peer, kind.name())
+                }
+                PeerEvent::Candidate(c) => println!("{peer}: ICE candidate: {c}"),
+                PeerEvent::ToneChange { tone, at } if !tone.is_empty() => {
+                    println!("Tone played: {tone} (at {:.1} ms)", self.t(*at))
+                }
+                PeerEvent::KeyUp(d) => println!(
+                    "Received: {} ({:.1} ms, {})",
+                    digit_str(d),
+                    d.duration.as_secs_f64() * 1000.0,
+                    d.source.name()
+                ),
+                _ => {}
+            },
         }
     }
-}
-
-fn digit_str(d: &DigitInfo) -> String {
-    d.tone
-        .map_or_else(|| format!("event {}", d.event), |c| c.to_string())
 }
 
 /// Runs `touchtone dial`.

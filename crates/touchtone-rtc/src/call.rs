@@ -1,6 +1,8 @@
 //! Runs a [`Peer`] on a tokio UDP socket: one task per call, no thread per call.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -56,23 +58,75 @@ impl Call {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let local = self.peer.local_addr();
-        tokio::spawn(run(self, cmd_rx, ev_tx));
+        let stats = Arc::new(CallStats::default());
+        tokio::spawn(run(self, cmd_rx, ev_tx, stats.clone()));
         CallHandle {
-            cmd: cmd_tx,
+            control: CallControl {
+                cmd: cmd_tx,
+                local,
+                stats,
+            },
             events: ev_rx,
-            local,
         }
     }
 }
 
+/// Datagram counters of a call, readable while it runs.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    /// UDP datagrams received.
+    pub datagrams_in: AtomicU64,
+    /// UDP datagrams sent.
+    pub datagrams_out: AtomicU64,
+}
+
 /// The application's side of a running call.
 pub struct CallHandle {
-    cmd: mpsc::UnboundedSender<Command>,
+    control: CallControl,
     events: mpsc::UnboundedReceiver<PeerEvent>,
+}
+
+/// The command side of a call: cheap to clone, usable from many tasks.
+#[derive(Clone)]
+pub struct CallControl {
+    cmd: mpsc::UnboundedSender<Command>,
     local: SocketAddr,
+    stats: Arc<CallStats>,
 }
 
 impl CallHandle {
+    /// A clonable handle for commands (insert DTMF, close) while another task reads the events.
+    pub fn control(&self) -> CallControl {
+        self.control.clone()
+    }
+
+    /// `insertDTMF` on the call's audio sender.
+    pub async fn insert_dtmf(
+        &self,
+        tones: &str,
+        duration_ms: u32,
+        gap_ms: u32,
+    ) -> Result<Result<(), DtmfError>, RtcError> {
+        self.control.insert_dtmf(tones, duration_ms, gap_ms).await
+    }
+
+    /// `canInsertDTMF` of the call's audio sender.
+    pub async fn can_insert_dtmf(&self) -> bool {
+        self.control.can_insert_dtmf().await
+    }
+
+    /// Hangs up; events up to `Closed` still arrive.
+    pub fn close(&self) {
+        self.control.close();
+    }
+
+    /// The next event; `None` once the call has ended and every event was read.
+    pub async fn next_event(&mut self) -> Option<PeerEvent> {
+        self.events.recv().await
+    }
+}
+
+impl CallControl {
     /// `insertDTMF` on the call's audio sender.
     pub async fn insert_dtmf(
         &self,
@@ -101,9 +155,9 @@ impl CallHandle {
         rx.await.unwrap_or(false)
     }
 
-    /// The next event; `None` once the call has ended and every event was read.
-    pub async fn next_event(&mut self) -> Option<PeerEvent> {
-        self.events.recv().await
+    /// Datagram counters.
+    pub fn stats(&self) -> &CallStats {
+        &self.stats
     }
 
     /// Hangs up; events up to `Closed` still arrive.
@@ -126,6 +180,7 @@ async fn run(
     call: Call,
     mut cmd_rx: mpsc::UnboundedReceiver<Command>,
     ev_tx: mpsc::UnboundedSender<PeerEvent>,
+    stats: Arc<CallStats>,
 ) {
     let Call {
         mut peer,
@@ -137,8 +192,11 @@ async fn run(
     let mut commands_open = true;
     loop {
         while let Some((dst, data)) = peer.poll_transmit() {
-            if let Err(e) = socket.send_to(&data, dst).await {
-                tracing::debug!("send to {dst}: {e}");
+            match socket.send_to(&data, dst).await {
+                Ok(_) => {
+                    stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!("send to {dst}: {e}"),
             }
         }
         while let Some(ev) = peer.poll_event() {
@@ -153,6 +211,7 @@ async fn run(
         let result = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, src)) => {
+                    stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                     last_heard = Instant::now();
                     peer.handle_receive(last_heard, src, &buf[..n])
                 }

@@ -9,7 +9,7 @@ pub mod error;
 pub mod event;
 pub mod peer;
 
-pub use call::{Call, CallHandle};
+pub use call::{Call, CallControl, CallHandle, CallStats};
 pub use codec::AudioCodec;
 pub use error::RtcError;
 pub use event::{DigitInfo, DigitSource, PeerEvent, StateKind};

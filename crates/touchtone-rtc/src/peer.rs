@@ -95,16 +95,7 @@ pub struct Peer {
 impl Peer {
     /// A peer whose one UDP socket is bound at `local`.
     pub fn new(now: Instant, local: SocketAddr, config: PeerConfig) -> Result<Self, RtcError> {
-        let mut builder = Rtc::builder().set_rtp_mode(true);
-        configure(
-            builder.codec_config(),
-            &config.codecs,
-            config.telephone_event,
-        );
-        let mut rtc = builder.build(now);
-        let candidate =
-            Candidate::host(local, "udp").map_err(|e| RtcError::Candidate(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        let rtc = build_rtc(now, local, &config.codecs, config.telephone_event)?;
         let mut peer = Peer {
             rtc,
             config,
@@ -181,6 +172,18 @@ impl Peer {
             .find(|m| m.typ.to_string() == "audio" && !m.disabled)
             .ok_or_else(|| RtcError::Sdp("the offer has no audio m-line".into()))?;
         self.mid = Some(audio.mid());
+        // Answer with the offer's first codec we speak, and telephone-event at its clock rate only.
+        let params = audio.rtp_params();
+        let chosen = audio.pts.iter().find_map(|pt| {
+            let p = params.iter().find(|p| p.pt() == *pt)?;
+            AudioCodec::from_str0m(p.spec().codec).filter(|c| self.config.codecs.contains(c))
+        });
+        let Some(chosen) = chosen else {
+            return Err(RtcError::Sdp(
+                "the offer has no audio codec in common (opus, pcmu, pcma)".into(),
+            ));
+        };
+        self.rtc = build_rtc(now, self.local, &[chosen], self.config.telephone_event)?;
         self.state(StateKind::Signaling, "have-remote-offer");
         let answer = self
             .rtc
@@ -532,6 +535,7 @@ impl Peer {
                         timestamp: p.header.timestamp,
                         marker: p.header.marker,
                     };
+                    tracing::trace!("telephone-event {info:?} {:02x?}", &p.payload[..]);
                     if !self.ssrcs_in.contains(&info.ssrc) {
                         self.ssrcs_in.push(info.ssrc);
                     }
@@ -605,6 +609,22 @@ impl Peer {
             });
         }
     }
+}
+
+/// A str0m instance in RTP mode with our codecs and one host candidate.
+fn build_rtc(
+    now: Instant,
+    local: SocketAddr,
+    codecs: &[AudioCodec],
+    telephone_event: bool,
+) -> Result<Rtc, RtcError> {
+    let mut builder = Rtc::builder().set_rtp_mode(true);
+    configure(builder.codec_config(), codecs, telephone_event);
+    let mut rtc = builder.build(now);
+    let candidate =
+        Candidate::host(local, "udp").map_err(|e| RtcError::Candidate(e.to_string()))?;
+    rtc.add_local_candidate(candidate);
+    Ok(rtc)
 }
 
 fn digit_event(d: &DigitEvent, source: DigitSource) -> PeerEvent {
