@@ -161,3 +161,47 @@ async fn inband_tones_are_detected_in_pcmu_audio() {
         assert!((ms - 80.0).abs() <= 20.0, "{c} lasted {ms} ms");
     }
 }
+
+#[test]
+fn telephone_event_only_at_the_codec_clock_rate() {
+    use touchtone_rtc::Peer;
+    let now = Instant::now();
+    let local = "127.0.0.1:9".parse().unwrap();
+    // An offer of PCMU whose only telephone-event runs at 48 kHz: mixing clocks is refused.
+    let mut caller = Peer::new(
+        now,
+        local,
+        PeerConfig {
+            codecs: vec![AudioCodec::Pcmu],
+            ..PeerConfig::default()
+        },
+    )
+    .unwrap();
+    let offer = caller
+        .create_offer()
+        .unwrap()
+        .replace("telephone-event/8000", "telephone-event/48000");
+    let mut callee = Peer::new(now, local, PeerConfig::default()).unwrap();
+    let answer = callee.accept_offer(now, &offer).unwrap();
+    assert!(!answer.contains("telephone-event"), "{answer}");
+    let n = callee.negotiated().unwrap();
+    assert_eq!((n.codec, n.tele_pt), (AudioCodec::Pcmu, None));
+    // A normal offer of Opus and PCMU: the answer keeps Opus with telephone-event/48000 only.
+    let mut caller = Peer::new(now, local, PeerConfig::default()).unwrap();
+    let offer = caller.create_offer().unwrap();
+    assert!(offer.contains("telephone-event/48000") && offer.contains("telephone-event/8000"));
+    let mut callee = Peer::new(now, local, PeerConfig::default()).unwrap();
+    let answer = callee.accept_offer(now, &offer).unwrap();
+    assert!(
+        answer.contains("telephone-event/48000") && !answer.contains("telephone-event/8000"),
+        "{answer}"
+    );
+    caller.accept_answer(now, &answer).unwrap();
+    let n = caller.negotiated().unwrap();
+    assert_eq!(n.codec, AudioCodec::Opus);
+    assert!(n.tele_pt.is_some());
+    // Garbage is an error, not a panic.
+    let mut p = Peer::new(now, local, PeerConfig::default()).unwrap();
+    assert!(p.accept_offer(now, "v=0\r\nm=audio").is_err());
+    assert!(p.accept_offer(now, "").is_err());
+}

@@ -1,0 +1,313 @@
+//! `touchtone serve` over HTTP: WHIP signaling, events, server dialing, limits and bad input.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use touchtone_rtc::{Peer, PeerConfig};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_touchtone"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request; returns (status, headers, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    ctype: Option<&str>,
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(c) = ctype {
+        req.push_str(&format!("Content-Type: {c}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn offer() -> (Peer, String) {
+    let mut p = Peer::new(
+        Instant::now(),
+        "127.0.0.1:9".parse().unwrap(),
+        PeerConfig::default(),
+    )
+    .unwrap();
+    let sdp = p.create_offer().unwrap();
+    (p, sdp)
+}
+
+#[test]
+fn whip_answers_with_opus_and_telephone_event_48000_only() {
+    let srv = serve(&[]);
+    let (_, sdp) = offer();
+    let (status, head, answer) = http(
+        &srv.addr,
+        "POST",
+        "/whip",
+        Some("application/sdp"),
+        sdp.as_bytes(),
+    );
+    assert_eq!(status, 201, "{head}\n{answer}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/sdp")
+    );
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .expect("Location header")
+        .trim()
+        .to_string();
+    assert!(location.starts_with("/whip/"));
+    assert!(answer.contains("opus/48000"), "{answer}");
+    assert!(answer.contains("telephone-event/48000"), "{answer}");
+    assert!(
+        !answer.contains("telephone-event/8000"),
+        "never mixed clocks: {answer}"
+    );
+    assert!(
+        answer.contains("a=candidate"),
+        "non-trickle answer carries candidates"
+    );
+
+    // DTMF before the call is connected: 409; bad tones: 400 with the W3C error name.
+    let (status, _, body) = http(
+        &srv.addr,
+        "POST",
+        &format!("{location}/dtmf"),
+        Some("application/json"),
+        br#"{"tones":"123"}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("InvalidStateError"));
+    let (status, _, body) = http(
+        &srv.addr,
+        "POST",
+        &format!("{location}/dtmf"),
+        Some("application/json"),
+        br#"{"tones":"12 3"}"#,
+    );
+    // W3C order: the state is checked before the characters.
+    assert_eq!(status, 409, "{body}");
+    let (status, _, body) = http(
+        &srv.addr,
+        "POST",
+        &format!("{location}/dtmf"),
+        Some("application/json"),
+        b"{not json",
+    );
+    assert_eq!(status, 400, "{body}");
+
+    let (status, _, metrics) = http(&srv.addr, "GET", "/metrics", None, b"");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("touchtone_calls_active 1"), "{metrics}");
+    assert!(metrics.contains("touchtone_calls_total 1"), "{metrics}");
+
+    let (status, _, _) = http(&srv.addr, "DELETE", &location, None, b"");
+    assert_eq!(status, 200);
+    // The call ends and is forgotten.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _, _) = http(&srv.addr, "DELETE", &location, None, b"");
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the call was not removed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bad_requests_are_refused_cleanly() {
+    let srv = serve(&["--max-calls", "1"]);
+    let (_, sdp) = offer();
+    assert_eq!(
+        http(
+            &srv.addr,
+            "POST",
+            "/whip",
+            Some("text/plain"),
+            sdp.as_bytes()
+        )
+        .0,
+        415
+    );
+    assert_eq!(
+        http(
+            &srv.addr,
+            "POST",
+            "/whip",
+            Some("application/sdp"),
+            b"v=0\r\nnonsense"
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        http(
+            &srv.addr,
+            "POST",
+            "/whip",
+            Some("application/sdp"),
+            &[0xff, 0xfe, 0x00]
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        http(
+            &srv.addr,
+            "POST",
+            "/whip",
+            Some("application/sdp"),
+            &vec![b'a'; 200_000]
+        )
+        .0,
+        413
+    );
+    assert_eq!(http(&srv.addr, "DELETE", "/whip/unknown", None, b"").0, 404);
+    assert_eq!(
+        http(&srv.addr, "GET", "/whip/unknown/events", None, b"").0,
+        404
+    );
+    assert_eq!(
+        http(
+            &srv.addr,
+            "POST",
+            "/whip/unknown/dtmf",
+            Some("application/json"),
+            br#"{"tones":"1"}"#
+        )
+        .0,
+        404
+    );
+    // --max-calls 1: the second call gets 503.
+    assert_eq!(
+        http(
+            &srv.addr,
+            "POST",
+            "/whip",
+            Some("application/sdp"),
+            sdp.as_bytes()
+        )
+        .0,
+        201
+    );
+    let (_, sdp2) = offer();
+    assert_eq!(
+        http(
+            &srv.addr,
+            "POST",
+            "/whip",
+            Some("application/sdp"),
+            sdp2.as_bytes()
+        )
+        .0,
+        503
+    );
+    let (status, _, body) = http(&srv.addr, "GET", "/healthz", None, b"");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, _, page) = http(&srv.addr, "GET", "/", None, b"");
+    assert_eq!(status, 200);
+    assert!(page.contains("insertDTMF"));
+}
+
+#[test]
+fn idle_calls_are_ended() {
+    let srv = serve(&["--idle-timeout", "1"]);
+    let (_, sdp) = offer();
+    let (status, head, _) = http(
+        &srv.addr,
+        "POST",
+        "/whip",
+        Some("application/sdp"),
+        sdp.as_bytes(),
+    );
+    assert_eq!(status, 201);
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(": ")
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap();
+    // The offering peer never sends a packet: the call ends after the idle timeout and is removed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dtmf = format!("{location}/dtmf");
+    assert_eq!(
+        http(
+            &srv.addr,
+            "POST",
+            &dtmf,
+            Some("application/json"),
+            br#"{"tones":"1"}"#
+        )
+        .0,
+        409
+    );
+    while http(
+        &srv.addr,
+        "POST",
+        &dtmf,
+        Some("application/json"),
+        br#"{"tones":"1"}"#,
+    )
+    .0 != 404
+    {
+        assert!(Instant::now() < deadline, "idle call still there");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, _, metrics) = http(&srv.addr, "GET", "/metrics", None, b"");
+    assert!(metrics.contains("touchtone_calls_active 0"), "{metrics}");
+}
