@@ -176,6 +176,24 @@ impl CallControl {
     }
 }
 
+/// How close to a `tonechange` the timer hands over to yielding, for sub-millisecond precision.
+const PRECISE_WINDOW: Duration = Duration::from_micros(1500);
+
+/// Sleeps until `deadline`. The runtime's timer has millisecond granularity; for a `tonechange`
+/// (`precise`), the last stretch is spent yielding to other tasks so the event is on time.
+async fn wait_until(deadline: Instant, precise: bool) {
+    if precise {
+        if let Some(coarse) = deadline.checked_sub(PRECISE_WINDOW) {
+            tokio::time::sleep_until(coarse.into()).await;
+        }
+        while Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+    } else {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
 async fn run(
     call: Call,
     mut cmd_rx: mpsc::UnboundedReceiver<Command>,
@@ -191,6 +209,10 @@ async fn run(
     let mut last_heard = Instant::now();
     let mut commands_open = true;
     loop {
+        // Events first: the application hears of a tone change before the datagrams go out.
+        while let Some(ev) = peer.poll_event() {
+            let _ = ev_tx.send(ev);
+        }
         while let Some((dst, data)) = peer.poll_transmit() {
             match socket.send_to(&data, dst).await {
                 Ok(_) => {
@@ -198,9 +220,6 @@ async fn run(
                 }
                 Err(e) => tracing::debug!("send to {dst}: {e}"),
             }
-        }
-        while let Some(ev) = peer.poll_event() {
-            let _ = ev_tx.send(ev);
         }
         if peer.is_closed() {
             break;
@@ -220,7 +239,7 @@ async fn run(
                     Ok(())
                 }
             },
-            _ = tokio::time::sleep_until(deadline.max(now).into()) => {
+            _ = wait_until(deadline.max(now), peer.next_playout() == Some(deadline)) => {
                 let now = Instant::now();
                 if now >= idle_at {
                     tracing::info!("call {} idle for {idle_timeout:?}: ending it", peer.local_addr());

@@ -337,6 +337,11 @@ impl Peer {
         Ok(())
     }
 
+    /// When the local sender's next `tonechange` is due, if one is scheduled.
+    pub fn next_playout(&self) -> Option<Instant> {
+        (!self.closed).then(|| self.sender.next_playout()).flatten()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {

@@ -160,6 +160,11 @@ impl DtmfSender {
         Ok(())
     }
 
+    /// When the next playout task (the next `tonechange`) is due, if one is scheduled.
+    pub fn next_playout(&self) -> Option<Instant> {
+        self.task_due
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must run next, if anything is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let packet = self.tone.as_ref().and_then(TonePacketizer::next_at);
