@@ -241,6 +241,11 @@ async fn run(
             },
             _ = wait_until(deadline.max(now), peer.next_playout() == Some(deadline)) => {
                 let now = Instant::now();
+                // Tone changes first, before str0m's timers and the packets' encryption.
+                peer.run_playout(now);
+                while let Some(ev) = peer.poll_event() {
+                    let _ = ev_tx.send(ev);
+                }
                 if now >= idle_at {
                     tracing::info!("call {} idle for {idle_timeout:?}: ending it", peer.local_addr());
                     peer.close(now);

@@ -282,23 +282,7 @@ impl Peer {
                 .map_err(|e| RtcError::Rtc(e.to_string()))?;
             self.drain()?;
         }
-        self.sender.handle_timeout(now);
-        while let Some(ev) = self.sender.poll_event() {
-            let tone = ev
-                .tone()
-                .chars()
-                .next()
-                .filter(|c| *c != touchtone::tone::PAUSE);
-            if let (Some(g), Some(c)) = (self.generator.as_mut(), tone) {
-                // The gap and pauses are silence: the generator plays only while a tone is due.
-                let ms = self.sender.duration().as_millis() as u32;
-                let _ = g.push_tone(c, ms);
-            }
-            self.events.push_back(PeerEvent::ToneChange {
-                tone: ev.tone(),
-                at: ev.at(),
-            });
-        }
+        self.run_playout(now);
         while let Some(p) = self.sender.poll_packet() {
             if self.generator.is_some() {
                 continue; // In-band mode: the tones travel as audio.
@@ -335,6 +319,31 @@ impl Peer {
         self.receiver.handle_timeout(now);
         self.collect_digits();
         Ok(())
+    }
+
+    /// Runs only the local sender's due playout tasks, queueing their `tonechange` events; cheap, so a
+    /// driver can deliver tone changes before the rest of [`handle_timeout`](Self::handle_timeout).
+    pub fn run_playout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.sender.handle_timeout(now);
+        while let Some(ev) = self.sender.poll_event() {
+            let tone = ev
+                .tone()
+                .chars()
+                .next()
+                .filter(|c| *c != touchtone::tone::PAUSE);
+            if let (Some(g), Some(c)) = (self.generator.as_mut(), tone) {
+                // The gap and pauses are silence: the generator plays only while a tone is due.
+                let ms = self.sender.duration().as_millis() as u32;
+                let _ = g.push_tone(c, ms);
+            }
+            self.events.push_back(PeerEvent::ToneChange {
+                tone: ev.tone(),
+                at: ev.at(),
+            });
+        }
     }
 
     /// When the local sender's next `tonechange` is due, if one is scheduled.
