@@ -210,7 +210,9 @@ impl Peer {
         self.sender.can_insert_dtmf()
     }
 
-    /// `insertDTMF` on the audio sender, then runs what is due now.
+    /// `insertDTMF` on the audio sender. As in the W3C API, the first playout task runs afterwards, at
+    /// the next [`handle_timeout`](Self::handle_timeout) (which [`poll_timeout`](Self::poll_timeout) asks
+    /// for at once).
     pub fn insert_dtmf(
         &mut self,
         now: Instant,
@@ -218,11 +220,7 @@ impl Peer {
         duration_ms: u32,
         gap_ms: u32,
     ) -> Result<(), touchtone::DtmfError> {
-        self.sender.insert_dtmf(now, tones, duration_ms, gap_ms)?;
-        if let Err(e) = self.handle_timeout(now) {
-            tracing::warn!("after insert_dtmf: {e}");
-        }
-        Ok(())
+        self.sender.insert_dtmf(now, tones, duration_ms, gap_ms)
     }
 
     /// Whether the call is connected (ICE and DTLS up).
