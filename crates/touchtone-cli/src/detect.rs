@@ -1,7 +1,6 @@
 //! `touchtone detect`: DTMF digits in a WAV recording.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -36,15 +35,11 @@ struct DigitLine {
 
 /// Runs `touchtone detect`.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let (input, size): (Box<dyn Read>, u64) = if args.file.as_os_str() == "-" {
-        (Box::new(std::io::stdin().lock()), 0)
-    } else {
-        let f = File::open(&args.file)
-            .map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
-        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-        (Box::new(f), size)
-    };
-    let name = args.file.display().to_string();
+    let crate::input::Input {
+        reader: input,
+        size,
+        name,
+    } = crate::input::open(&args.file)?;
     let mut wav = WavReader::new(BufReader::new(input))
         .map_err(|e| Failure::input(format!("{name}: {e}")))?;
     let channels = wav.format.channels;

@@ -3,6 +3,7 @@
 mod detect;
 mod dial;
 mod generate;
+mod input;
 mod output;
 mod pcap;
 mod progress;

@@ -1,7 +1,6 @@
 //! `touchtone pcap`: RFC 4733 digits from packet captures (pcap and pcapng, plain RTP over UDP).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -70,14 +69,11 @@ struct DigitLine {
 
 /// Runs `touchtone pcap`.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let name = args.file.display().to_string();
-    let (input, size): (Box<dyn Read>, u64) = if name == "-" {
-        (Box::new(std::io::stdin().lock()), 0)
-    } else {
-        let f = File::open(&args.file).map_err(|e| Failure::input(format!("{name}: {e}")))?;
-        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-        (Box::new(f), size)
-    };
+    let crate::input::Input {
+        reader: input,
+        size,
+        name,
+    } = crate::input::open(&args.file)?;
     let mut reader = CaptureReader::new(BufReader::new(input))
         .map_err(|e| Failure::input(format!("{name}: {e}")))?;
     let mut progress = Progress::new("reading", size);

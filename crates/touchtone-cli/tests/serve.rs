@@ -72,6 +72,11 @@ fn http(
     (status, head.to_string(), body.to_string())
 }
 
+/// Posts an SDP body to `/whip` and returns the status.
+fn post_sdp(addr: &str, body: &[u8]) -> u16 {
+    http(addr, "POST", "/whip", Some("application/sdp"), body).0
+}
+
 fn offer() -> (Peer, String) {
     let mut p = Peer::new(
         Instant::now(),
@@ -182,39 +187,9 @@ fn bad_requests_are_refused_cleanly() {
         .0,
         415
     );
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            b"v=0\r\nnonsense"
-        )
-        .0,
-        400
-    );
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            &[0xff, 0xfe, 0x00]
-        )
-        .0,
-        400
-    );
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            &vec![b'a'; 200_000]
-        )
-        .0,
-        413
-    );
+    assert_eq!(post_sdp(&srv.addr, b"v=0\r\nnonsense"), 400);
+    assert_eq!(post_sdp(&srv.addr, &[0xff, 0xfe, 0x00]), 400);
+    assert_eq!(post_sdp(&srv.addr, &vec![b'a'; 200_000]), 413);
     assert_eq!(http(&srv.addr, "DELETE", "/whip/unknown", None, b"").0, 404);
     assert_eq!(
         http(&srv.addr, "GET", "/whip/unknown/events", None, b"").0,
@@ -232,29 +207,9 @@ fn bad_requests_are_refused_cleanly() {
         404
     );
     // --max-calls 1: the second call gets 503.
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            sdp.as_bytes()
-        )
-        .0,
-        201
-    );
+    assert_eq!(post_sdp(&srv.addr, sdp.as_bytes()), 201);
     let (_, sdp2) = offer();
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            sdp2.as_bytes()
-        )
-        .0,
-        503
-    );
+    assert_eq!(post_sdp(&srv.addr, sdp2.as_bytes()), 503);
     let (status, _, body) = http(&srv.addr, "GET", "/healthz", None, b"");
     assert_eq!((status, body.trim()), (200, "ok"));
     let (status, _, page) = http(&srv.addr, "GET", "/", None, b"");

@@ -100,29 +100,18 @@ impl CallHandle {
         self.control.clone()
     }
 
-    /// `insertDTMF` on the call's audio sender.
-    pub async fn insert_dtmf(
-        &self,
-        tones: &str,
-        duration_ms: u32,
-        gap_ms: u32,
-    ) -> Result<Result<(), DtmfError>, RtcError> {
-        self.control.insert_dtmf(tones, duration_ms, gap_ms).await
-    }
-
-    /// `canInsertDTMF` of the call's audio sender.
-    pub async fn can_insert_dtmf(&self) -> bool {
-        self.control.can_insert_dtmf().await
-    }
-
-    /// Hangs up; events up to `Closed` still arrive.
-    pub fn close(&self) {
-        self.control.close();
-    }
-
     /// The next event; `None` once the call has ended and every event was read.
     pub async fn next_event(&mut self) -> Option<PeerEvent> {
         self.events.recv().await
+    }
+}
+
+impl std::ops::Deref for CallHandle {
+    type Target = CallControl;
+
+    /// The commands (`insert_dtmf`, `can_insert_dtmf`, `close`, `stats`) are the control's.
+    fn deref(&self) -> &CallControl {
+        &self.control
     }
 }
 
