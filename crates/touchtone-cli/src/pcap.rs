@@ -396,7 +396,8 @@ impl<R: Read> CaptureReader<R> {
                     match typ {
                         1 if body.len() >= 8 => {
                             let link = u32::from(half(&body[0..2], be));
-                            links.push((link, ng_resolution(&body[8..body.len() - 4], be)));
+                            let options = body.get(8..body.len().saturating_sub(4)).unwrap_or(&[]);
+                            links.push((link, ng_resolution(options, be)));
                             continue;
                         }
                         0x0a0d0d0a => {
@@ -529,4 +530,66 @@ fn udp_of(link: u32, f: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8])> {
         SocketAddr::new(dst_ip, dport),
         &l4[8..len],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read_all(bytes: &[u8]) -> Result<usize, String> {
+        let mut r = CaptureReader::new(bytes)?;
+        let mut n = 0;
+        while let Some(dg) = r.next_datagram()? {
+            let _ = parse_rtp(&dg.payload);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn a_short_interface_block_is_read() {
+        // Section header, then an interface block of 16 bytes: no options at all.
+        let mut b = vec![
+            0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0,
+        ];
+        b.extend_from_slice(&[0xff; 8]);
+        b.extend_from_slice(&[28, 0, 0, 0]);
+        b.extend_from_slice(&[1, 0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0, 16, 0, 0, 0]);
+        assert_eq!(read_all(&b), Ok(0));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = read_all(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_records_after_a_valid_header_never_panic(
+            magic in prop_oneof![Just([0xd4u8, 0xc3, 0xb2, 0xa1]), Just([0x0a, 0x0d, 0x0d, 0x0a])],
+            link in prop_oneof![Just(1u32), Just(113), Just(276), Just(101), Just(0), any::<u32>()],
+            rest in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let mut bytes = magic.to_vec();
+            if magic[0] == 0xd4 {
+                bytes.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0]);
+                bytes.extend_from_slice(&link.to_le_bytes());
+            } else {
+                bytes.extend_from_slice(&28u32.to_le_bytes());
+                bytes.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+                bytes.extend_from_slice(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+                bytes.extend_from_slice(&28u32.to_le_bytes());
+            }
+            bytes.extend_from_slice(&rest);
+            let _ = read_all(&bytes);
+        }
+
+        #[test]
+        fn frames_of_any_shape_never_panic(link in any::<u32>(), frame in proptest::collection::vec(any::<u8>(), 0..120)) {
+            if let Some((_, _, payload)) = udp_of(link, &frame) {
+                let _ = parse_rtp(payload);
+            }
+        }
+    }
 }

@@ -232,3 +232,67 @@ fn decode(b: &[u8], enc: Encoding) -> f32 {
         Encoding::Alaw => f32::from(g711::alaw_to_linear(b[0])) / 32768.0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header(tag: u16, channels: u16, rate: u32, bits: u16, data_len: u32) -> Vec<u8> {
+        let align = channels.wrapping_mul(bits / 8);
+        let mut v = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0".to_vec();
+        for x in [tag, channels] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v.extend_from_slice(&rate.to_le_bytes());
+        v.extend_from_slice(&rate.wrapping_mul(u32::from(align)).to_le_bytes());
+        v.extend_from_slice(&align.to_le_bytes());
+        v.extend_from_slice(&bits.to_le_bytes());
+        v.extend_from_slice(b"data");
+        v.extend_from_slice(&data_len.to_le_bytes());
+        v
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<usize, String> {
+        let mut r = WavReader::new(bytes)?;
+        let mut block = vec![Vec::new(); usize::from(r.format.channels)];
+        let mut n = 0;
+        while r.next_block(&mut block)? {
+            n += block[0].len();
+        }
+        Ok(n)
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = read_all(&bytes);
+        }
+
+        #[test]
+        fn damaged_headers_never_panic(
+            tag in prop_oneof![Just(1u16), Just(3), Just(6), Just(7), Just(0xfffe), any::<u16>()],
+            channels in 0u16..5, rate in any::<u32>(), bits in prop_oneof![Just(8u16), Just(16), Just(24), Just(32), Just(64), any::<u16>()],
+            data_len in any::<u32>(),
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            cut in 0usize..400,
+        ) {
+            let mut bytes = header(tag, channels, rate, bits, data_len);
+            bytes.extend_from_slice(&body);
+            bytes.truncate(cut.max(1));
+            let _ = read_all(&bytes);
+        }
+
+        #[test]
+        fn whole_files_read_every_frame(samples in proptest::collection::vec(any::<i16>(), 0..500)) {
+            let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+            let mut bytes = header(1, 1, 8000, 16, data.len() as u32);
+            bytes.extend_from_slice(&data);
+            prop_assert_eq!(read_all(&bytes), Ok(samples.len()));
+            if !data.is_empty() {
+                bytes.pop();
+                prop_assert!(read_all(&bytes).unwrap_err().starts_with("truncated WAV"));
+            }
+        }
+    }
+}

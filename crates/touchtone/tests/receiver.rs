@@ -337,3 +337,35 @@ fn many_ssrcs_are_bounded() {
         1000 - touchtone::receiver::MAX_STREAMS
     );
 }
+
+mod arbitrary {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any packets at all: no panic, key-downs and key-ups pair up, at most one open key per stream.
+        #[test]
+        fn any_packet_stream_is_handled(
+            packets in proptest::collection::vec(
+                (0u32..3, any::<u16>(), any::<u32>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..8), 0u64..400),
+                0..200,
+            )
+        ) {
+            let t0 = Instant::now();
+            let mut rx = DtmfReceiver::new(8000);
+            let mut now = t0;
+            let mut open = std::collections::HashMap::new();
+            for (ssrc, seq, ts, marker, payload, dt) in packets {
+                now += Duration::from_millis(dt);
+                rx.handle_timeout(now);
+                let _ = rx.handle_packet(now, RtpInfo { ssrc, sequence: seq, timestamp: ts, marker }, &payload);
+                while let Some(e) = rx.poll_event() {
+                    let held = open.entry(e.ssrc()).or_insert(false);
+                    prop_assert_eq!(*held, e.is_end(), "down/up alternate per stream");
+                    *held = !e.is_end();
+                    prop_assert!(e.at() <= now);
+                }
+            }
+        }
+    }
+}
