@@ -30,6 +30,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// A WAV file the caller sends as its audio, looped (G.711: with Opus, PCMU is used instead).
+    #[arg(long)]
+    audio: Option<std::path::PathBuf>,
     /// Address the peers bind their UDP sockets to.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
@@ -85,14 +88,25 @@ async fn dial(args: Args) -> Result<(), Failure> {
         format: args.format,
         start: Instant::now(),
     };
-    let codec = if args.inband && args.codec == AudioCodec::Opus {
-        AudioCodec::Pcmu // In-band tones need a codec we can encode: G.711.
+    let audio = match &args.audio {
+        Some(path) => {
+            let input = crate::input::open(path)?;
+            let name = input.name.clone();
+            let pcm = crate::wav::read_mono_8k(input)
+                .map_err(|e| Failure::input(format!("{name}: {e}")))?;
+            Some(std::sync::Arc::from(pcm))
+        }
+        None => None,
+    };
+    let codec = if (args.inband || audio.is_some()) && args.codec == AudioCodec::Opus {
+        AudioCodec::Pcmu // In-band tones and file audio need a codec we can encode: G.711.
     } else {
         args.codec
     };
     let caller_cfg = PeerConfig {
         codecs: vec![codec],
         inband_send: args.inband,
+        audio,
         ..PeerConfig::default()
     };
     let callee_cfg = PeerConfig {

@@ -154,6 +154,32 @@ impl<R: Read> WavReader<R> {
     }
 }
 
+/// Reads a whole WAV file as 8 kHz mono 16-bit PCM (first channel, linearly resampled), for call audio.
+pub fn read_mono_8k(input: crate::input::Input) -> Result<Vec<i16>, String> {
+    let mut wav = WavReader::new(std::io::BufReader::new(input.reader))?;
+    let rate = f64::from(wav.format.sample_rate);
+    let mut block = vec![Vec::new(); usize::from(wav.format.channels)];
+    let mut mono = Vec::new();
+    while wav.next_block(&mut block)? {
+        mono.extend_from_slice(&block[0]);
+        if mono.len() > 8000 * 600 * 6 {
+            return Err("audio longer than 10 minutes".into());
+        }
+    }
+    let step = rate / 8000.0;
+    let out_len = (mono.len() as f64 / step) as usize;
+    Ok((0..out_len)
+        .map(|i| {
+            let pos = i as f64 * step;
+            let k = pos as usize;
+            let frac = (pos - k as f64) as f32;
+            let a = mono[k];
+            let b = mono.get(k + 1).copied().unwrap_or(a);
+            ((a + (b - a) * frac) * 32767.0).clamp(-32768.0, 32767.0) as i16
+        })
+        .collect())
+}
+
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.
 fn read_fill<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;

@@ -509,3 +509,40 @@ fn dial_text_reads_like_the_seed() {
     let o = touchtone(&["dial", "12E"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn dial_can_send_a_wav_file_as_its_audio() {
+    let path = tmp("dial-audio.wav");
+    assert!(
+        touchtone(&[
+            "generate",
+            "9",
+            "-o",
+            path.to_str().unwrap(),
+            "--rate",
+            "16000"
+        ])
+        .status
+        .success()
+    );
+    let o = touchtone(&[
+        "dial",
+        "12",
+        "--duration",
+        "60",
+        "--gap",
+        "40",
+        "--audio",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Received: 2 (60.0 ms, rfc4733)"),
+        "{}",
+        stdout(&o)
+    );
+    let bad = tmp("dial-bad.wav");
+    std::fs::write(&bad, b"RIFF").unwrap();
+    let o = touchtone(&["dial", "1", "--audio", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -36,6 +37,8 @@ pub struct PeerConfig {
     pub inband_send: bool,
     /// Run the in-band detector on received G.711 audio.
     pub inband_detect: bool,
+    /// Audio to send, looped: 8 kHz mono 16-bit PCM (G.711 codecs only; Opus sends silence).
+    pub audio: Option<Arc<[i16]>>,
 }
 
 impl Default for PeerConfig {
@@ -46,6 +49,7 @@ impl Default for PeerConfig {
             direction: Direction::SendRecv,
             inband_send: false,
             inband_detect: false,
+            audio: None,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Peer {
     ssrcs_in: Vec<u32>,
     now: Instant,
     generator: Option<ToneGenerator>,
+    /// Where the looped audio continues.
+    audio_pos: usize,
     detector: Option<Detector>,
     /// The telephone-event key held or last released, and when it was released: in-band reports of the
     /// same press are dropped.
@@ -119,6 +125,7 @@ impl Peer {
             ssrcs_in: Vec::new(),
             now,
             generator: None,
+            audio_pos: 0,
             detector: None,
             rfc_recent: None,
             inband_suppressed: false,
@@ -298,10 +305,8 @@ impl Peer {
                     || self.sender.is_playing(t + FRAME - Duration::from_millis(1)));
             if let (false, Some(n)) = (busy, self.negotiated) {
                 let ts = self.media_time(t);
-                match self.generator.as_mut().filter(|g| !g.is_empty()) {
-                    Some(g) => {
-                        let mut pcm = [0i16; 160];
-                        g.fill(&mut pcm);
+                match self.next_pcm_frame(n.codec) {
+                    Some(pcm) => {
                         let frame: Vec<u8> = match n.codec {
                             AudioCodec::Pcma => {
                                 pcm.iter().map(|s| g711::linear_to_alaw(*s)).collect()
@@ -317,6 +322,25 @@ impl Peer {
         self.receiver.handle_timeout(now);
         self.collect_digits();
         Ok(())
+    }
+
+    /// The next 20 ms of G.711 audio to send: in-band tones while they play, else the configured audio;
+    /// `None` means silence.
+    fn next_pcm_frame(&mut self, codec: AudioCodec) -> Option<[i16; 160]> {
+        if codec.clock_rate() != 8000 {
+            return None;
+        }
+        let mut pcm = [0i16; 160];
+        if let Some(g) = self.generator.as_mut().filter(|g| !g.is_empty()) {
+            g.fill(&mut pcm);
+            return Some(pcm);
+        }
+        let audio = self.config.audio.as_deref().filter(|a| !a.is_empty())?;
+        for s in pcm.iter_mut() {
+            *s = audio[self.audio_pos % audio.len()];
+            self.audio_pos = (self.audio_pos + 1) % audio.len();
+        }
+        Some(pcm)
     }
 
     /// Runs only the local sender's due playout tasks, queueing their `tonechange` events; cheap, so a

@@ -205,3 +205,27 @@ fn telephone_event_only_at_the_codec_clock_rate() {
     assert!(p.accept_offer(now, "v=0\r\nm=audio").is_err());
     assert!(p.accept_offer(now, "").is_err());
 }
+
+#[tokio::test]
+async fn configured_audio_is_sent() {
+    // The audio itself holds DTMF tones: the callee's in-band detector hears them.
+    let mut g = touchtone::inband::ToneGenerator::new(8000).unwrap();
+    g.push_silence(100);
+    g.push_tones("159", 80, 80).unwrap();
+    g.push_silence(3000);
+    let audio: std::sync::Arc<[i16]> = g.render().into();
+    let caller = PeerConfig {
+        codecs: vec![AudioCodec::Pcma],
+        audio: Some(audio),
+        ..PeerConfig::default()
+    };
+    let callee = PeerConfig {
+        inband_detect: true,
+        ..PeerConfig::default()
+    };
+    let (mut a, mut b) = connect(caller, callee).await;
+    wait_connected(&mut a).await;
+    let got = collect_digits(&mut b, 3).await;
+    let digits: String = got.iter().map(|(c, _)| *c).collect();
+    assert_eq!(digits, "159");
+}
