@@ -76,7 +76,8 @@ pub struct Peer {
     connected: bool,
     closed: bool,
     sender: DtmfSender,
-    receiver: DtmfReceiver,
+    /// One RFC 4733 receiver per telephone-event clock rate heard (normally just the codec's).
+    receivers: Vec<DtmfReceiver>,
     seq: u64,
     audio_origin: Option<Instant>,
     next_frame: Option<Instant>,
@@ -112,7 +113,7 @@ impl Peer {
             connected: false,
             closed: false,
             sender: DtmfSender::new(48_000),
-            receiver: DtmfReceiver::new(48_000),
+            receivers: Vec::new(),
             seq: 1,
             audio_origin: None,
             next_frame: None,
@@ -319,7 +320,9 @@ impl Peer {
                 }
             }
         }
-        self.receiver.handle_timeout(now);
+        for r in &mut self.receivers {
+            r.handle_timeout(now);
+        }
         self.collect_digits();
         Ok(())
     }
@@ -381,7 +384,10 @@ impl Peer {
         [
             Some(self.rtc_timeout),
             self.sender.poll_timeout(),
-            self.receiver.poll_timeout(),
+            self.receivers
+                .iter()
+                .filter_map(DtmfReceiver::poll_timeout)
+                .min(),
             self.next_frame,
         ]
         .into_iter()
@@ -417,7 +423,9 @@ impl Peer {
         self.connected = false;
         self.sender.set_can_send(false);
         for ssrc in std::mem::take(&mut self.ssrcs_in) {
-            self.receiver.remove_stream(now, ssrc);
+            for r in &mut self.receivers {
+                r.remove_stream(now, ssrc);
+            }
         }
         self.collect_digits();
         self.state(StateKind::Connection, "closed");
@@ -488,7 +496,7 @@ impl Peer {
         });
         let rate = codec.clock_rate();
         self.sender = DtmfSender::new(rate);
-        self.receiver = DtmfReceiver::new(rate);
+        self.receivers.clear();
         self.audio_origin = Some(now);
         self.sender.set_timestamp_origin(now, 0);
         self.sends_audio = matches!(direction, Direction::SendRecv | Direction::SendOnly);
@@ -558,13 +566,14 @@ impl Peer {
             Event::RtpPacket(p) => {
                 self.packets_in += 1;
                 let pt = p.header.payload_type;
-                let is_tele = self
+                let tele_rate = self
                     .rtc
                     .codec_config()
                     .params()
                     .iter()
-                    .any(|c| c.pt() == pt && c.spec().codec == Codec::Tele);
-                if is_tele {
+                    .find(|c| c.pt() == pt && c.spec().codec == Codec::Tele)
+                    .map(|c| c.spec().clock_rate.get());
+                if let Some(rate) = tele_rate {
                     let info = RtpInfo {
                         ssrc: *p.header.ssrc,
                         sequence: p.header.sequence_number,
@@ -575,7 +584,16 @@ impl Peer {
                     if !self.ssrcs_in.contains(&info.ssrc) {
                         self.ssrcs_in.push(info.ssrc);
                     }
-                    if let Err(e) = self.receiver.handle_packet(p.timestamp, info, &p.payload) {
+                    // Durations are read in the clock of the payload type that carried them.
+                    let receiver = match self.receivers.iter().position(|r| r.clock_rate() == rate)
+                    {
+                        Some(i) => &mut self.receivers[i],
+                        None => {
+                            self.receivers.push(DtmfReceiver::new(rate));
+                            self.receivers.last_mut().expect("just pushed")
+                        }
+                    };
+                    if let Err(e) = receiver.handle_packet(p.timestamp, info, &p.payload) {
                         tracing::debug!("telephone-event packet dropped: {e}");
                     }
                     self.collect_digits();
@@ -604,10 +622,12 @@ impl Peer {
     }
 
     fn collect_digits(&mut self) {
-        while let Some(d) = self.receiver.poll_event() {
-            let released = d.is_end().then_some(d.at());
-            self.rfc_recent = Some((d.tone(), released));
-            self.events.push_back(digit_event(&d, DigitSource::Rfc4733));
+        for i in 0..self.receivers.len() {
+            while let Some(d) = self.receivers[i].poll_event() {
+                let released = d.is_end().then_some(d.at());
+                self.rfc_recent = Some((d.tone(), released));
+                self.events.push_back(digit_event(&d, DigitSource::Rfc4733));
+            }
         }
     }
 

@@ -88,7 +88,7 @@ enum State {
     },
 }
 
-/// Streaming DTMF detector for 8000, 16000, 44100 or 48000 Hz audio (any rate from 8000 up works).
+/// Streaming DTMF detector for 8000, 16000, 44100 or 48000 Hz audio (rates are taken within 8000..=384000).
 #[derive(Debug, Clone)]
 pub struct Detector {
     rate: u32,
@@ -119,7 +119,7 @@ impl Detector {
 
     /// A detector with explicit thresholds.
     pub fn with_config(sample_rate: u32, cfg: DetectorConfig) -> Self {
-        let rate = sample_rate.max(8000);
+        let rate = sample_rate.clamp(8000, 384_000);
         // 102 samples at 8 kHz (12.75 ms), scaled to the rate; even, so halves are equal.
         let n = ((102 * u64::from(rate)).div_ceil(8000) as usize + 1) & !1;
         let angle = |f: f32, k: usize| TAU * f64::from(f) * k as f64 / f64::from(rate);
