@@ -3,6 +3,8 @@
 //! [`Peer`] is sans-IO (datagrams and instants in, datagrams and events out); [`Call`] runs a peer on a
 //! tokio UDP socket and gives an async handle to insert DTMF, read events and hang up.
 
+#![warn(missing_docs)]
+
 pub mod call;
 pub mod codec;
 pub mod error;

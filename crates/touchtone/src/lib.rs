@@ -38,6 +38,8 @@
 //! assert_eq!(digits, "12");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod inband;
 pub mod packetizer;
