@@ -410,8 +410,12 @@ impl Peer {
         if self.closed {
             return;
         }
-        let _ = self.rtc.close();
-        let _ = self.drain();
+        if let Err(e) = self.rtc.close() {
+            tracing::debug!("close: {e}");
+        }
+        if let Err(e) = self.drain() {
+            tracing::debug!("close: {e}");
+        }
         self.finish(now);
     }
 
@@ -600,15 +604,17 @@ impl Peer {
                 } else if let (Some(det), Some(n)) = (self.detector.as_mut(), self.negotiated)
                     && pt == n.audio_pt
                 {
+                    // Any packet time: decode through a fixed buffer, 60 ms at a time.
                     let mut pcm = [0i16; 480];
-                    let len = p.payload.len().min(pcm.len());
-                    for (o, b) in pcm.iter_mut().zip(&p.payload[..len]) {
-                        *o = match n.codec {
-                            AudioCodec::Pcma => g711::alaw_to_linear(*b),
-                            _ => g711::ulaw_to_linear(*b),
-                        };
+                    for chunk in p.payload.chunks(pcm.len()) {
+                        for (o, b) in pcm.iter_mut().zip(chunk) {
+                            *o = match n.codec {
+                                AudioCodec::Pcma => g711::alaw_to_linear(*b),
+                                _ => g711::ulaw_to_linear(*b),
+                            };
+                        }
+                        det.process_i16(&pcm[..chunk.len()]);
                     }
-                    det.process_i16(&pcm[..len]);
                     let ssrc = *p.header.ssrc;
                     self.collect_inband(ssrc);
                 }

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use touchtone_rtc::{AudioCodec, Call, CallHandle, PeerConfig, PeerEvent, StateKind};
+use touchtone_rtc::{AudioCodec, Call, CallHandle, DigitSource, PeerConfig, PeerEvent, StateKind};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -37,8 +37,8 @@ async fn wait_connected(h: &mut CallHandle) -> Vec<PeerEvent> {
     }
 }
 
-/// Collects (tone, duration ms) of key-ups until `n` arrived.
-async fn collect_digits(h: &mut CallHandle, n: usize) -> Vec<(char, f64)> {
+/// Collects (tone, duration ms) of key-ups until `n` arrived, checking they came the `source` way.
+async fn collect_digits(h: &mut CallHandle, n: usize, source: DigitSource) -> Vec<(char, f64)> {
     let mut got = vec![];
     while got.len() < n {
         let ev = tokio::time::timeout(Duration::from_secs(20), h.next_event())
@@ -46,6 +46,7 @@ async fn collect_digits(h: &mut CallHandle, n: usize) -> Vec<(char, f64)> {
             .expect("digits in time")
             .expect("call alive");
         if let PeerEvent::KeyUp(d) = ev {
+            assert_eq!(d.source, source);
             got.push((d.tone.unwrap(), d.duration.as_secs_f64() * 1000.0));
         }
     }
@@ -71,7 +72,7 @@ async fn all_sixteen(codec: AudioCodec) {
     assert!(a.can_insert_dtmf().await);
     let tones = "0123456789*#ABCD";
     a.insert_dtmf(tones, 60, 40).await.unwrap().unwrap();
-    let got = collect_digits(&mut b, 16).await;
+    let got = collect_digits(&mut b, 16, DigitSource::Rfc4733).await;
     let digits: String = got.iter().map(|(c, _)| *c).collect();
     assert_eq!(digits, tones);
     for (c, ms) in got {
@@ -144,17 +145,7 @@ async fn inband_tones_are_detected_in_pcmu_audio() {
     wait_connected(&mut b).await;
     let tones = "0123456789*#ABCD";
     a.insert_dtmf(tones, 80, 60).await.unwrap().unwrap();
-    let mut got = vec![];
-    while got.len() < 16 {
-        let ev = tokio::time::timeout(Duration::from_secs(20), b.next_event())
-            .await
-            .expect("digits in time")
-            .expect("call alive");
-        if let PeerEvent::KeyUp(d) = ev {
-            assert_eq!(d.source, touchtone_rtc::DigitSource::Inband);
-            got.push((d.tone.unwrap(), d.duration.as_secs_f64() * 1000.0));
-        }
-    }
+    let got = collect_digits(&mut b, 16, DigitSource::Inband).await;
     let digits: String = got.iter().map(|(c, _)| *c).collect();
     assert_eq!(digits, tones);
     for (c, ms) in got {
@@ -225,7 +216,7 @@ async fn configured_audio_is_sent() {
     };
     let (mut a, mut b) = connect(caller, callee).await;
     wait_connected(&mut a).await;
-    let got = collect_digits(&mut b, 3).await;
+    let got = collect_digits(&mut b, 3, DigitSource::Inband).await;
     let digits: String = got.iter().map(|(c, _)| *c).collect();
     assert_eq!(digits, "159");
 }
