@@ -1,7 +1,12 @@
 //! Real-clock timing of a call over loopback UDP: how far `tonechange` events fall from the W3C schedule,
 //! and how long after a tone starts the receiving peer reports its key-down.
 //!
-//! `cargo bench -p touchtone-rtc --bench timing` (about 40 s: 500 tones at 40 ms / 30 ms per codec).
+//! Both runtimes the CLI uses are measured: one thread driving every call (as `touchtone dial`) and a
+//! two-worker pool (as `touchtone serve`). Last, a probe reports how often the host takes the CPU away
+//! from a thread that never sleeps: no timer in the process can be more precise than that.
+//!
+//! `cargo bench -p touchtone-rtc --bench timing` (about 2.5 min: 500 tones at 40 ms / 30 ms per codec
+//! and runtime).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -27,7 +32,7 @@ fn summary(name: &str, mut v: Vec<f64>) {
     );
 }
 
-async fn run(codec: AudioCodec) {
+async fn run(runtime: &str, codec: AudioCodec) {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let cfg = PeerConfig {
         codecs: vec![codec],
@@ -77,7 +82,9 @@ async fn run(codec: AudioCodec) {
     let t0 = changes[0].0;
     let period = Duration::from_millis(u64::from(DURATION_MS + GAP_MS));
     let schedule = |k: usize| t0 + period * k as u32;
-    println!("{codec}: {TONES} tones at {DURATION_MS} ms / {GAP_MS} ms over loopback UDP");
+    println!(
+        "{codec}, {runtime}: {TONES} tones at {DURATION_MS} ms / {GAP_MS} ms over loopback UDP"
+    );
     summary(
         "tonechange delivered vs W3C schedule",
         changes
@@ -118,13 +125,49 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    current.block_on(async {
+        run("one thread", AudioCodec::Opus).await;
+        run("one thread", AudioCodec::Pcmu).await;
+    });
+    let pool = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        run(AudioCodec::Opus).await;
-        run(AudioCodec::Pcmu).await;
+    pool.block_on(async {
+        run("two workers", AudioCodec::Opus).await;
+        run("two workers", AudioCodec::Pcmu).await;
     });
+    host_probe(Duration::from_secs(10));
+}
+
+/// Spins for `span` and reports the gaps in which the thread did not run: the floor under any timer.
+fn host_probe(span: Duration) {
+    let start = Instant::now();
+    let mut last = start;
+    let mut gaps: Vec<f64> = vec![];
+    while last - start < span {
+        let now = Instant::now();
+        let gap = now - last;
+        if gap > Duration::from_micros(500) {
+            gaps.push(gap.as_secs_f64() * 1000.0);
+        }
+        last = now;
+    }
+    let secs = span.as_secs_f64();
+    let over = |ms: f64| gaps.iter().filter(|g| **g > ms).count() as f64 / secs;
+    let lost: f64 = gaps.iter().sum();
+    println!("host: a thread that never sleeps, for {secs:.0} s");
+    println!(
+        "  descheduled > 1 ms {:.1}/s, > 2 ms {:.1}/s, > 4 ms {:.1}/s; longest {:.2} ms; {:.1}% of the time lost",
+        over(1.0),
+        over(2.0),
+        over(4.0),
+        gaps.iter().copied().fold(0.0, f64::max),
+        lost / (secs * 10.0)
+    );
 }

@@ -165,21 +165,56 @@ impl CallControl {
     }
 }
 
-/// How close to a `tonechange` the timer hands over to yielding, for sub-millisecond precision.
-const PRECISE_WINDOW: Duration = Duration::from_micros(1500);
+/// How long before a `tonechange` the call stops sleeping and yields instead: the runtime's timer
+/// has millisecond ticks and wakes up to a tick late, while a task that yields keeps its worker
+/// awake, so the event goes out on time. Longer windows cost CPU and measured no better.
+const PRECISE_WINDOW: Duration = Duration::from_millis(2);
 
-/// Sleeps until `deadline`. The runtime's timer has millisecond granularity; for a `tonechange`
-/// (`precise`), the last stretch is spent yielding to other tasks so the event is on time.
-async fn wait_until(deadline: Instant, precise: bool) {
-    if precise {
-        if let Some(coarse) = deadline.checked_sub(PRECISE_WINDOW) {
-            tokio::time::sleep_until(coarse.into()).await;
+/// How the call waits for its next deadline.
+#[derive(Debug, PartialEq, Eq)]
+struct WaitPlan {
+    /// Sleep on the runtime's timer until then.
+    sleep_until: Instant,
+    /// Then yield to other tasks until then, if a `tonechange` is near.
+    yield_until: Option<Instant>,
+}
+
+/// Plans the wait for `deadline`, the earliest of the call's timers, given the next `tonechange`
+/// (`playout`). A sleep never runs into the window before a `tonechange`, whichever timer is due
+/// first: a sleep that ends a tick late must not make the event late.
+fn plan_wait(deadline: Instant, playout: Option<Instant>) -> WaitPlan {
+    match playout {
+        Some(p) => {
+            let from = p.checked_sub(PRECISE_WINDOW).unwrap_or(p);
+            if from < deadline {
+                WaitPlan {
+                    sleep_until: from,
+                    yield_until: Some(p.min(deadline)),
+                }
+            } else {
+                WaitPlan {
+                    sleep_until: deadline,
+                    yield_until: None,
+                }
+            }
         }
-        while Instant::now() < deadline {
+        None => WaitPlan {
+            sleep_until: deadline,
+            yield_until: None,
+        },
+    }
+}
+
+/// Waits as planned by [`plan_wait`].
+async fn wait_until(deadline: Instant, playout: Option<Instant>) {
+    let plan = plan_wait(deadline, playout);
+    if plan.sleep_until > Instant::now() {
+        tokio::time::sleep_until(plan.sleep_until.into()).await;
+    }
+    if let Some(end) = plan.yield_until {
+        while Instant::now() < end {
             tokio::task::yield_now().await;
         }
-    } else {
-        tokio::time::sleep_until(deadline.into()).await;
     }
 }
 
@@ -228,7 +263,7 @@ async fn run(
                     Ok(())
                 }
             },
-            _ = wait_until(deadline.max(now), peer.next_playout() == Some(deadline)) => {
+            _ = wait_until(deadline.max(now), peer.next_playout()) => {
                 let now = Instant::now();
                 // Tone changes first, before str0m's timers and the packets' encryption.
                 peer.run_playout(now);
@@ -262,5 +297,58 @@ async fn run(
         if let Err(e) = result {
             tracing::warn!("call {}: {e}", peer.local_addr());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn without_a_tonechange_the_call_sleeps_until_its_deadline() {
+        let t = Instant::now();
+        let plan = plan_wait(t + ms(20), None);
+        assert_eq!(plan.sleep_until, t + ms(20));
+        assert_eq!(plan.yield_until, None);
+    }
+
+    #[test]
+    fn a_tonechange_well_after_the_deadline_leaves_the_sleep_alone() {
+        let t = Instant::now();
+        let plan = plan_wait(t + ms(20), Some(t + ms(30)));
+        assert_eq!(plan.sleep_until, t + ms(20));
+        assert_eq!(plan.yield_until, None);
+    }
+
+    #[test]
+    fn the_tonechange_itself_is_reached_by_yielding() {
+        let t = Instant::now();
+        let plan = plan_wait(t + ms(70), Some(t + ms(70)));
+        assert_eq!(plan.sleep_until, t + ms(70) - PRECISE_WINDOW);
+        assert_eq!(plan.yield_until, Some(t + ms(70)));
+    }
+
+    #[test]
+    fn another_timer_just_before_a_tonechange_does_not_sleep_into_it() {
+        // An audio frame due 500 us before a tone starts: a millisecond-tick sleep until the frame
+        // could end after the tone's time.
+        let t = Instant::now();
+        let tone = t + ms(70);
+        let frame = tone - Duration::from_micros(500);
+        let plan = plan_wait(frame, Some(tone));
+        assert_eq!(plan.sleep_until, tone - PRECISE_WINDOW);
+        assert_eq!(plan.yield_until, Some(frame));
+    }
+
+    #[test]
+    fn a_tonechange_before_the_deadline_ends_the_wait_at_the_tonechange() {
+        let t = Instant::now();
+        let plan = plan_wait(t + ms(100), Some(t + ms(70)));
+        assert_eq!(plan.sleep_until, t + ms(70) - PRECISE_WINDOW);
+        assert_eq!(plan.yield_until, Some(t + ms(70)));
     }
 }
