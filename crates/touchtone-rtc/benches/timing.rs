@@ -3,7 +3,8 @@
 //!
 //! Both runtimes the CLI uses are measured: one thread driving every call (as `touchtone dial`) and a
 //! two-worker pool (as `touchtone serve`). Last, a probe reports how often the host takes the CPU away
-//! from a thread that never sleeps: no timer in the process can be more precise than that.
+//! from a thread that never sleeps, before and after: no timer in the process can be more precise
+//! than that.
 //!
 //! `cargo bench -p touchtone-rtc --bench timing` (about 2.5 min: 500 tones at 40 ms / 30 ms per codec
 //! and runtime).
@@ -129,20 +130,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    current.block_on(async {
+    host_probe(Duration::from_secs(5));
+    // The measuring code runs as a task, as an application's handlers do (`serve` runs one per call).
+    let measure = current.spawn(async {
         run("one thread", AudioCodec::Opus).await;
         run("one thread", AudioCodec::Pcmu).await;
     });
+    current.block_on(measure).unwrap();
     let pool = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    pool.block_on(async {
+    let measure = pool.spawn(async {
         run("two workers", AudioCodec::Opus).await;
         run("two workers", AudioCodec::Pcmu).await;
     });
-    host_probe(Duration::from_secs(10));
+    pool.block_on(measure).unwrap();
+    host_probe(Duration::from_secs(5));
 }
 
 /// Spins for `span` and reports the gaps in which the thread did not run: the floor under any timer.
