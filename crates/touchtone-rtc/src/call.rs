@@ -183,22 +183,13 @@ struct WaitPlan {
 /// (`playout`). A sleep never runs into the window before a `tonechange`, whichever timer is due
 /// first: a sleep that ends a tick late must not make the event late.
 fn plan_wait(deadline: Instant, playout: Option<Instant>) -> WaitPlan {
-    match playout {
-        Some(p) => {
-            let from = p.checked_sub(PRECISE_WINDOW).unwrap_or(p);
-            if from < deadline {
-                WaitPlan {
-                    sleep_until: from,
-                    yield_until: Some(p.min(deadline)),
-                }
-            } else {
-                WaitPlan {
-                    sleep_until: deadline,
-                    yield_until: None,
-                }
-            }
-        }
-        None => WaitPlan {
+    let window = playout.map(|p| (p.checked_sub(PRECISE_WINDOW).unwrap_or(p), p));
+    match window {
+        Some((from, p)) if from < deadline => WaitPlan {
+            sleep_until: from,
+            yield_until: Some(p.min(deadline)),
+        },
+        _ => WaitPlan {
             sleep_until: deadline,
             yield_until: None,
         },
