@@ -235,6 +235,19 @@ fn bad_wav_files_get_one_line_and_status_2() {
 }
 
 #[test]
+fn serve_rejects_a_yield_window_out_of_range() {
+    let o = touchtone(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--yield-window-ms",
+        "50",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--yield-window-ms"), "{}", stderr(&o));
+}
+
+#[test]
 fn generate_rejects_bad_tones_and_writes_stdout() {
     let o = touchtone(&["generate", "12x", "-o", tmp("x.wav").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

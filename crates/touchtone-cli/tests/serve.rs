@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use touchtone_rtc::{Peer, PeerConfig};
+use touchtone_rtc::{Call, Peer, PeerConfig, PeerEvent, StateKind};
 
 struct Server {
     child: Child,
@@ -265,4 +265,77 @@ fn idle_calls_are_ended() {
     }
     let (_, _, metrics) = http(&srv.addr, "GET", "/metrics", None, b"");
     assert!(metrics.contains("touchtone_calls_active 0"), "{metrics}");
+}
+
+/// The server dials a Rust client over real loopback UDP (no yield window: the cheap path).
+#[test]
+fn the_server_dials_a_client_which_hears_every_digit() {
+    let srv = serve(&["--yield-window-ms", "0"]);
+    let addr = srv.addr.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let loopback = "127.0.0.1".parse().unwrap();
+        let mut call = Call::bind(loopback, PeerConfig::default()).await.unwrap();
+        let offer = call.peer.create_offer().unwrap();
+        let (status, head, answer) = http(
+            &addr,
+            "POST",
+            "/whip",
+            Some("application/sdp"),
+            offer.as_bytes(),
+        );
+        assert_eq!(status, 201, "{head}\n{answer}");
+        let location = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("location: ")
+                    .map(|v| v.trim().to_string())
+            })
+            .expect("Location header");
+        call.peer.accept_answer(Instant::now(), &answer).unwrap();
+        let mut client = call.spawn();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut connected = false;
+        let mut digits = Vec::new();
+        while digits.len() < 3 {
+            let ev = tokio::time::timeout_at(deadline, client.next_event())
+                .await
+                .unwrap_or_else(|_| panic!("timed out; connected: {connected}, digits: {digits:?}"))
+                .expect("the call ended early");
+            match ev {
+                PeerEvent::State {
+                    kind: StateKind::Connection,
+                    state: "connected",
+                } if !connected => {
+                    connected = true;
+                    let (addr, path) = (addr.clone(), format!("{location}/dtmf"));
+                    let (status, _, body) = tokio::task::spawn_blocking(move || {
+                        http(
+                            &addr,
+                            "POST",
+                            &path,
+                            Some("application/json"),
+                            br#"{"tones":"1,5#","duration":100,"gap":70}"#,
+                        )
+                    })
+                    .await
+                    .unwrap();
+                    assert_eq!(status, 200, "{body}");
+                }
+                PeerEvent::KeyUp(d) => digits.push((d.tone, d.duration)),
+                _ => {}
+            }
+        }
+        let tones: String = digits.iter().filter_map(|(t, _)| *t).collect();
+        assert_eq!(tones, "15#");
+        for (tone, duration) in &digits {
+            let ms = duration.as_secs_f64() * 1000.0;
+            assert!((ms - 100.0).abs() <= 20.0, "{tone:?} lasted {ms} ms");
+        }
+        client.close();
+    });
 }

@@ -6,12 +6,13 @@
 //! from a thread that never sleeps, before and after: no timer in the process can be more precise
 //! than that.
 //!
-//! `cargo bench -p touchtone-rtc --bench timing` (about 2.5 min: 500 tones at 40 ms / 30 ms per codec
-//! and runtime).
+//! `cargo bench -p touchtone-rtc --bench timing` (about 3 min: 500 tones at 40 ms / 30 ms per codec
+//! and runtime, and once more without the yield window).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use touchtone_rtc::call::DEFAULT_YIELD_WINDOW;
 use touchtone_rtc::{AudioCodec, Call, PeerConfig, PeerEvent, StateKind};
 
 const TONES: usize = 500;
@@ -33,7 +34,25 @@ fn summary(name: &str, mut v: Vec<f64>) {
     );
 }
 
-async fn run(runtime: &str, codec: AudioCodec) {
+/// CPU time this process has used so far (user + system), from `/proc/self/stat`; zero elsewhere.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15; the kernel counts them at 100 ticks per second.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+async fn run(runtime: &str, codec: AudioCodec, window: Duration) {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let cfg = PeerConfig {
         codecs: vec![codec],
@@ -44,6 +63,7 @@ async fn run(runtime: &str, codec: AudioCodec) {
     let offer = a.peer.create_offer().unwrap();
     let answer = b.peer.accept_offer(Instant::now(), &offer).unwrap();
     a.peer.accept_answer(Instant::now(), &answer).unwrap();
+    a.set_yield_window(window);
     let mut a = a.spawn();
     let mut b = b.spawn();
     loop {
@@ -56,6 +76,7 @@ async fn run(runtime: &str, codec: AudioCodec) {
         }
     }
     let tones: String = "0123456789*#ABCD".chars().cycle().take(TONES).collect();
+    let (cpu_start, wall_start) = (cpu_time(), Instant::now());
     a.insert_dtmf(&tones, DURATION_MS, GAP_MS)
         .await
         .unwrap()
@@ -79,6 +100,7 @@ async fn run(runtime: &str, codec: AudioCodec) {
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
+    let cpu = (cpu_time() - cpu_start).as_secs_f64() / wall_start.elapsed().as_secs_f64();
     a.close();
     let t0 = changes[0].0;
     let period = Duration::from_millis(u64::from(DURATION_MS + GAP_MS));
@@ -110,7 +132,8 @@ async fn run(runtime: &str, codec: AudioCodec) {
             .map(|(k, d)| ms(*d, schedule(k)))
             .collect(),
     );
-    println!("  key-ups received: {ups} of {TONES}\n");
+    println!("  key-ups received: {ups} of {TONES}");
+    println!("  CPU, both calls: {:.1}% of one core\n", cpu * 100.0);
 }
 
 fn ms(a: Instant, b: Instant) -> f64 {
@@ -133,8 +156,9 @@ fn main() {
     host_probe(Duration::from_secs(5));
     // The measuring code runs as a task, as an application's handlers do (`serve` runs one per call).
     let measure = current.spawn(async {
-        run("one thread", AudioCodec::Opus).await;
-        run("one thread", AudioCodec::Pcmu).await;
+        run("one thread", AudioCodec::Opus, DEFAULT_YIELD_WINDOW).await;
+        run("one thread", AudioCodec::Pcmu, DEFAULT_YIELD_WINDOW).await;
+        run("one thread", AudioCodec::Opus, Duration::ZERO).await;
     });
     current.block_on(measure).unwrap();
     let pool = tokio::runtime::Builder::new_multi_thread()
@@ -143,8 +167,8 @@ fn main() {
         .build()
         .unwrap();
     let measure = pool.spawn(async {
-        run("two workers", AudioCodec::Opus).await;
-        run("two workers", AudioCodec::Pcmu).await;
+        run("two workers", AudioCodec::Opus, DEFAULT_YIELD_WINDOW).await;
+        run("two workers", AudioCodec::Pcmu, DEFAULT_YIELD_WINDOW).await;
     });
     pool.block_on(measure).unwrap();
     host_probe(Duration::from_secs(5));

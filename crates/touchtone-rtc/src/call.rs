@@ -16,6 +16,11 @@ use crate::peer::{Peer, PeerConfig};
 /// Default time without any datagram from the remote after which a call is ended.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default time before each `tonechange` that a call yields instead of sleeping: the runtime's
+/// timer has millisecond ticks and wakes up to a tick late, while a task that yields keeps its
+/// worker awake, so the event goes out on time. Longer windows cost CPU and measured no better.
+pub const DEFAULT_YIELD_WINDOW: Duration = Duration::from_millis(2);
+
 enum Command {
     Insert {
         tones: String,
@@ -33,6 +38,7 @@ pub struct Call {
     pub peer: Peer,
     socket: UdpSocket,
     idle_timeout: Duration,
+    yield_window: Duration,
 }
 
 impl Call {
@@ -45,12 +51,19 @@ impl Call {
             peer,
             socket,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            yield_window: DEFAULT_YIELD_WINDOW,
         })
     }
 
     /// Sets how long the call may go without hearing from the remote before it is ended.
     pub fn set_idle_timeout(&mut self, timeout: Duration) {
         self.idle_timeout = timeout;
+    }
+
+    /// Sets how long before each `tonechange` the call yields instead of sleeping
+    /// ([`DEFAULT_YIELD_WINDOW`]); zero saves that CPU for events up to a timer tick late.
+    pub fn set_yield_window(&mut self, window: Duration) {
+        self.yield_window = window;
     }
 
     /// Starts the call's task on the current tokio runtime and returns its handle.
@@ -165,11 +178,6 @@ impl CallControl {
     }
 }
 
-/// How long before a `tonechange` the call stops sleeping and yields instead: the runtime's timer
-/// has millisecond ticks and wakes up to a tick late, while a task that yields keeps its worker
-/// awake, so the event goes out on time. Longer windows cost CPU and measured no better.
-const PRECISE_WINDOW: Duration = Duration::from_millis(2);
-
 /// How the call waits for its next deadline.
 #[derive(Debug, PartialEq, Eq)]
 struct WaitPlan {
@@ -180,11 +188,11 @@ struct WaitPlan {
 }
 
 /// Plans the wait for `deadline`, the earliest of the call's timers, given the next `tonechange`
-/// (`playout`). A sleep never runs into the window before a `tonechange`, whichever timer is due
+/// (`playout`). A sleep never runs into the `window` before a `tonechange`, whichever timer is due
 /// first: a sleep that ends a tick late must not make the event late.
-fn plan_wait(deadline: Instant, playout: Option<Instant>) -> WaitPlan {
-    let window = playout.map(|p| (p.checked_sub(PRECISE_WINDOW).unwrap_or(p), p));
-    match window {
+fn plan_wait(deadline: Instant, playout: Option<Instant>, window: Duration) -> WaitPlan {
+    let near = playout.map(|p| (p.checked_sub(window).unwrap_or(p), p));
+    match near {
         Some((from, p)) if from < deadline => WaitPlan {
             sleep_until: from,
             yield_until: Some(p.min(deadline)),
@@ -197,8 +205,8 @@ fn plan_wait(deadline: Instant, playout: Option<Instant>) -> WaitPlan {
 }
 
 /// Waits as planned by [`plan_wait`].
-async fn wait_until(deadline: Instant, playout: Option<Instant>) {
-    let plan = plan_wait(deadline, playout);
+async fn wait_until(deadline: Instant, playout: Option<Instant>, window: Duration) {
+    let plan = plan_wait(deadline, playout, window);
     if plan.sleep_until > Instant::now() {
         tokio::time::sleep_until(plan.sleep_until.into()).await;
     }
@@ -219,6 +227,7 @@ async fn run(
         mut peer,
         socket,
         idle_timeout,
+        yield_window,
     } = call;
     let mut buf = vec![0u8; 2048];
     let mut last_heard = Instant::now();
@@ -254,7 +263,7 @@ async fn run(
                     Ok(())
                 }
             },
-            _ = wait_until(deadline.max(now), peer.next_playout()) => {
+            _ = wait_until(deadline.max(now), peer.next_playout(), yield_window) => {
                 let now = Instant::now();
                 // Tone changes first, before str0m's timers and the packets' encryption.
                 peer.run_playout(now);
@@ -302,7 +311,7 @@ mod tests {
     #[test]
     fn without_a_tonechange_the_call_sleeps_until_its_deadline() {
         let t = Instant::now();
-        let plan = plan_wait(t + ms(20), None);
+        let plan = plan_wait(t + ms(20), None, DEFAULT_YIELD_WINDOW);
         assert_eq!(plan.sleep_until, t + ms(20));
         assert_eq!(plan.yield_until, None);
     }
@@ -310,7 +319,7 @@ mod tests {
     #[test]
     fn a_tonechange_well_after_the_deadline_leaves_the_sleep_alone() {
         let t = Instant::now();
-        let plan = plan_wait(t + ms(20), Some(t + ms(30)));
+        let plan = plan_wait(t + ms(20), Some(t + ms(30)), DEFAULT_YIELD_WINDOW);
         assert_eq!(plan.sleep_until, t + ms(20));
         assert_eq!(plan.yield_until, None);
     }
@@ -318,8 +327,8 @@ mod tests {
     #[test]
     fn the_tonechange_itself_is_reached_by_yielding() {
         let t = Instant::now();
-        let plan = plan_wait(t + ms(70), Some(t + ms(70)));
-        assert_eq!(plan.sleep_until, t + ms(70) - PRECISE_WINDOW);
+        let plan = plan_wait(t + ms(70), Some(t + ms(70)), DEFAULT_YIELD_WINDOW);
+        assert_eq!(plan.sleep_until, t + ms(70) - DEFAULT_YIELD_WINDOW);
         assert_eq!(plan.yield_until, Some(t + ms(70)));
     }
 
@@ -330,16 +339,24 @@ mod tests {
         let t = Instant::now();
         let tone = t + ms(70);
         let frame = tone - Duration::from_micros(500);
-        let plan = plan_wait(frame, Some(tone));
-        assert_eq!(plan.sleep_until, tone - PRECISE_WINDOW);
+        let plan = plan_wait(frame, Some(tone), DEFAULT_YIELD_WINDOW);
+        assert_eq!(plan.sleep_until, tone - DEFAULT_YIELD_WINDOW);
         assert_eq!(plan.yield_until, Some(frame));
+    }
+
+    #[test]
+    fn a_zero_window_sleeps_right_up_to_the_tonechange() {
+        let t = Instant::now();
+        let plan = plan_wait(t + ms(100), Some(t + ms(70)), Duration::ZERO);
+        assert_eq!(plan.sleep_until, t + ms(70));
+        assert_eq!(plan.yield_until, Some(t + ms(70)));
     }
 
     #[test]
     fn a_tonechange_before_the_deadline_ends_the_wait_at_the_tonechange() {
         let t = Instant::now();
-        let plan = plan_wait(t + ms(100), Some(t + ms(70)));
-        assert_eq!(plan.sleep_until, t + ms(70) - PRECISE_WINDOW);
+        let plan = plan_wait(t + ms(100), Some(t + ms(70)), DEFAULT_YIELD_WINDOW);
+        assert_eq!(plan.sleep_until, t + ms(70) - DEFAULT_YIELD_WINDOW);
         assert_eq!(plan.yield_until, Some(t + ms(70)));
     }
 }
