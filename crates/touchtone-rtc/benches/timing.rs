@@ -106,7 +106,7 @@ async fn run(runtime: &str, codec: AudioCodec, window: Duration) {
     let period = Duration::from_millis(u64::from(DURATION_MS + GAP_MS));
     let schedule = |k: usize| t0 + period * k as u32;
     println!(
-        "{codec}, {runtime}: {TONES} tones at {DURATION_MS} ms / {GAP_MS} ms over loopback UDP"
+        "{codec}, {runtime}, yield window {window:?}: {TONES} tones at {DURATION_MS} ms / {GAP_MS} ms over loopback UDP"
     );
     summary(
         "tonechange delivered vs W3C schedule",
