@@ -72,6 +72,17 @@ fn http(
     (status, head.to_string(), body.to_string())
 }
 
+/// The `Location` header of a response head.
+fn location(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("location")
+                .then(|| value.trim().to_string())
+        })
+        .expect("Location header")
+}
+
 /// Posts an SDP body to `/whip` and returns the status.
 fn post_sdp(addr: &str, body: &[u8]) -> u16 {
     http(addr, "POST", "/whip", Some("application/sdp"), body).0
@@ -104,15 +115,7 @@ fn whip_answers_with_opus_and_telephone_event_48000_only() {
         head.to_ascii_lowercase()
             .contains("content-type: application/sdp")
     );
-    let location = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("location: ")
-                .or_else(|| l.strip_prefix("Location: "))
-        })
-        .expect("Location header")
-        .trim()
-        .to_string();
+    let location = location(&head);
     assert!(location.starts_with("/whip/"));
     assert!(answer.contains("opus/48000"), "{answer}");
     assert!(answer.contains("telephone-event/48000"), "{answer}");
@@ -288,14 +291,7 @@ fn the_server_dials_a_client_which_hears_every_digit() {
             offer.as_bytes(),
         );
         assert_eq!(status, 201, "{head}\n{answer}");
-        let location = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("location: ")
-                    .map(|v| v.trim().to_string())
-            })
-            .expect("Location header");
+        let location = location(&head);
         call.peer.accept_answer(Instant::now(), &answer).unwrap();
         let mut client = call.spawn();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
