@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, default_value_t = 30)]
     idle_timeout: u64,
     /// Milliseconds before each tone change a dialing call yields instead of sleeping, so the event
-    /// is on time; 0 saves that CPU on busy servers, for events up to a timer tick (1 ms) late.
+    /// is on time; 0 saves that CPU on busy servers, for events about 1 ms late (median).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=20))]
     yield_window_ms: u64,
 }

@@ -61,7 +61,7 @@ impl Call {
     }
 
     /// Sets how long before each `tonechange` the call yields instead of sleeping
-    /// ([`DEFAULT_YIELD_WINDOW`]); zero saves that CPU for events up to a timer tick late.
+    /// ([`DEFAULT_YIELD_WINDOW`]); zero saves that CPU, for events about a timer tick (1 ms) late.
     pub fn set_yield_window(&mut self, window: Duration) {
         self.yield_window = window;
     }
