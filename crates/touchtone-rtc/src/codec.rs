@@ -86,37 +86,47 @@ impl FromStr for AudioCodec {
     }
 }
 
-/// Fills a str0m codec config with `codecs` and, when `telephone_event`, a telephone-event per clock rate.
-pub(crate) fn configure(config: &mut CodecConfig, codecs: &[AudioCodec], telephone_event: bool) {
+/// Payload type of telephone-event at other clock rates in our offers.
+pub const PT_TELE_OTHER: u8 = 125;
+
+/// The telephone-event clock rates an offer of `codecs` carries: one per codec clock rate.
+pub fn telephone_event_rates(codecs: &[AudioCodec]) -> Vec<u32> {
+    let mut rates: Vec<u32> = Vec::new();
+    for c in codecs {
+        if !rates.contains(&c.clock_rate()) {
+            rates.push(c.clock_rate());
+        }
+    }
+    rates
+}
+
+/// Fills a str0m codec config with `codecs` and a telephone-event at each of `telephone_event_rates`.
+pub(crate) fn configure(
+    config: &mut CodecConfig,
+    codecs: &[AudioCodec],
+    telephone_event_rates: &[u32],
+) {
     config.clear();
     config.enable_opus(codecs.contains(&AudioCodec::Opus), false);
     config.enable_pcmu(codecs.contains(&AudioCodec::Pcmu), false);
     config.enable_pcma(codecs.contains(&AudioCodec::Pcma), false);
-    if !telephone_event {
-        return;
-    }
     let events = FormatParams {
         telephone_event_max: Some(15),
         ..Default::default()
     };
-    if codecs.contains(&AudioCodec::Opus) {
-        config.add_config(
-            Pt::from(PT_TELE_48K),
-            None,
-            Codec::Tele,
-            Frequency::FORTY_EIGHT_KHZ,
-            None,
-            events,
-        );
-    }
-    if codecs.iter().any(|c| c.clock_rate() == 8000) {
-        config.add_config(
-            Pt::from(PT_TELE_8K),
-            None,
-            Codec::Tele,
-            Frequency::EIGHT_KHZ,
-            None,
-            events,
-        );
+    let mut other = PT_TELE_OTHER;
+    for &rate in telephone_event_rates {
+        let Some(freq) = Frequency::new(rate) else {
+            continue;
+        };
+        let pt = match rate {
+            48_000 => PT_TELE_48K,
+            8000 => PT_TELE_8K,
+            _ => {
+                other -= 1;
+                other + 1
+            }
+        };
+        config.add_config(Pt::from(pt), None, Codec::Tele, freq, None, events);
     }
 }

@@ -9,11 +9,12 @@ pub mod call;
 pub mod codec;
 pub mod error;
 pub mod event;
+pub mod negotiation;
 pub mod peer;
 
 pub use call::{Call, CallControl, CallHandle, CallStats};
 pub use codec::AudioCodec;
 pub use error::RtcError;
 pub use event::{DigitInfo, DigitSource, PeerEvent, StateKind};
-pub use peer::{Negotiated, Peer, PeerConfig};
+pub use peer::{DurationClock, Negotiated, Peer, PeerConfig};
 pub use str0m::media::Direction;

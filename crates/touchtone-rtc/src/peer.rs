@@ -12,11 +12,12 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use touchtone::inband::{Detector, ToneGenerator, g711};
-use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, RtpInfo};
+use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, EventSet, RtpInfo};
 
-use crate::codec::{AudioCodec, configure};
+use crate::codec::{AudioCodec, configure, telephone_event_rates};
 use crate::error::RtcError;
 use crate::event::{DigitInfo, DigitSource, PeerEvent, StateKind};
+use crate::negotiation::{self, OfferedEvents};
 
 /// An in-band detection this soon after a telephone-event key-up of the same key is the same press.
 const DEDUP_WINDOW: Duration = Duration::from_millis(300);
@@ -31,6 +32,12 @@ pub struct PeerConfig {
     pub codecs: Vec<AudioCodec>,
     /// Whether telephone-event is offered / accepted at all.
     pub telephone_event: bool,
+    /// The telephone-event clock rates our offers carry; empty: one per codec clock rate (48000 with
+    /// Opus, 8000 with PCMU/PCMA). Answers follow the offer whatever this says.
+    pub telephone_event_rates: Vec<u32>,
+    /// How durations are sent when the telephone-event clock is not the audio codec's (Opus with
+    /// telephone-event/8000).
+    pub mixed_clock_durations: DurationClock,
     /// Direction of the audio m-line.
     pub direction: Direction,
     /// Send DTMF as audio tones (G.711 only) instead of telephone-event packets.
@@ -46,12 +53,31 @@ impl Default for PeerConfig {
         PeerConfig {
             codecs: vec![AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma],
             telephone_event: true,
+            telephone_event_rates: Vec::new(),
+            mixed_clock_durations: DurationClock::default(),
             direction: Direction::SendRecv,
             inband_send: false,
             inband_detect: false,
             audio: None,
         }
     }
+}
+
+/// The clock of the duration field when telephone-event runs on another clock than the audio codec.
+///
+/// Timestamps always follow the audio stream's clock (one SSRC, one timeline). Receiving always reads
+/// durations in the telephone-event clock, which gives the asked length for every sender seen: RFC 4733
+/// senders and libwebrtc (Chrome, Firefox), whose events at 8000 next to Opus carry 48 kHz ticks but end
+/// after a sixth of the asked length. See `docs/interop.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DurationClock {
+    /// Send durations in the audio codec's clock: what libwebrtc receivers (Chrome, Firefox) play out, so a
+    /// browser hears each tone for as long as asked.
+    #[default]
+    Audio,
+    /// Send durations in the telephone-event clock, as RFC 4733 reads the SDP (gateways that follow the
+    /// rtpmap); browsers then play tones a sixth as long with Opus.
+    Event,
 }
 
 /// What negotiation settled on.
@@ -61,8 +87,12 @@ pub struct Negotiated {
     pub codec: AudioCodec,
     /// Its payload type.
     pub audio_pt: Pt,
-    /// The telephone-event payload type at the codec's clock rate, if the remote accepts one.
+    /// The telephone-event payload type (at the codec's clock rate when offered), if one was agreed.
     pub tele_pt: Option<Pt>,
+    /// The clock rate of that telephone-event.
+    pub tele_clock_rate: Option<u32>,
+    /// The events both sides support on it.
+    pub tele_events: EventSet,
 }
 
 /// One WebRTC call: SDP in and out, UDP datagrams in and out, DTMF both ways.
@@ -72,6 +102,8 @@ pub struct Peer {
     local: SocketAddr,
     mid: Option<Mid>,
     pending: Option<SdpPendingOffer>,
+    /// The telephone-events of the remote description, with the events both sides support.
+    remote_events: Vec<OfferedEvents>,
     negotiated: Option<Negotiated>,
     connected: bool,
     closed: bool,
@@ -102,13 +134,15 @@ pub struct Peer {
 impl Peer {
     /// A peer whose one UDP socket is bound at `local`.
     pub fn new(now: Instant, local: SocketAddr, config: PeerConfig) -> Result<Self, RtcError> {
-        let rtc = build_rtc(now, local, &config.codecs, config.telephone_event)?;
+        let rates = offer_rates(&config);
+        let rtc = build_rtc(now, local, &config.codecs, &rates)?;
         let mut peer = Peer {
             rtc,
             config,
             local,
             mid: None,
             pending: None,
+            remote_events: Vec::new(),
             negotiated: None,
             connected: false,
             closed: false,
@@ -162,7 +196,10 @@ impl Peer {
             .pending
             .take()
             .ok_or_else(|| RtcError::Sdp("no offer is pending".into()))?;
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| RtcError::Sdp(e.to_string()))?;
+        let normalized = negotiation::normalize(sdp);
+        let answer = SdpAnswer::from_sdp_string(&normalized.sdp)
+            .map_err(|e| RtcError::Sdp(e.to_string()))?;
+        self.remote_events = normalized.events;
         self.rtc
             .sdp_api()
             .accept_answer(pending, answer)
@@ -171,9 +208,15 @@ impl Peer {
         self.after_negotiation(now)
     }
 
-    /// Answers a remote offer; the answer pairs the chosen codec with telephone-event at its clock rate.
+    /// Answers a remote offer with the offer's first codec we speak and one telephone-event: at the
+    /// codec's clock rate when offered, else at 8000, else the first offered (see [`negotiation`]).
     pub fn accept_offer(&mut self, now: Instant, sdp: &str) -> Result<String, RtcError> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| RtcError::Sdp(e.to_string()))?;
+        let normalized = negotiation::normalize(sdp);
+        for pt in &normalized.removed {
+            tracing::debug!("telephone-event {pt} declined: its event list has no DTMF event");
+        }
+        let offer =
+            SdpOffer::from_sdp_string(&normalized.sdp).map_err(|e| RtcError::Sdp(e.to_string()))?;
         let audio = offer
             .media_lines
             .iter()
@@ -191,7 +234,11 @@ impl Peer {
                 "the offer has no audio codec in common (opus, pcmu, pcma)".into(),
             ));
         };
-        self.rtc = build_rtc(now, self.local, &[chosen], self.config.telephone_event)?;
+        let te = negotiation::choose(&normalized.events, chosen.clock_rate())
+            .filter(|_| self.config.telephone_event);
+        let rates: Vec<u32> = te.iter().map(|t| t.clock_rate).collect();
+        self.rtc = build_rtc(now, self.local, &[chosen], &rates)?;
+        self.remote_events = normalized.events;
         self.state(StateKind::Signaling, "have-remote-offer");
         let answer = self
             .rtc
@@ -200,7 +247,10 @@ impl Peer {
             .map_err(|e| RtcError::Sdp(e.to_string()))?;
         self.state(StateKind::Signaling, "stable");
         self.after_negotiation(now)?;
-        Ok(answer.to_sdp_string())
+        Ok(negotiation::restore_event_lists(
+            &answer.to_sdp_string(),
+            &self.remote_events,
+        ))
     }
 
     /// What negotiation settled on, once it has.
@@ -441,7 +491,7 @@ impl Peer {
     }
 
     fn media_time(&self, t: Instant) -> u32 {
-        let rate = self.sender.clock_rate();
+        let rate = self.sender.timestamp_rate();
         let origin = self.audio_origin.unwrap_or(t);
         let units =
             t.saturating_duration_since(origin).as_nanos() * u128::from(rate) / 1_000_000_000;
@@ -489,17 +539,39 @@ impl Peer {
         let Some((codec, audio_pt)) = chosen else {
             return Err(RtcError::Sdp("no common audio codec".into()));
         };
-        let tele_pt = remote.iter().copied().find(|pt| {
-            spec_of(pt)
-                .is_some_and(|s| s.codec == Codec::Tele && s.clock_rate.get() == codec.clock_rate())
-        });
+        let teles: Vec<OfferedEvents> = remote
+            .iter()
+            .filter_map(|pt| {
+                let spec = spec_of(pt).filter(|s| s.codec == Codec::Tele)?;
+                let known = self.remote_events.iter().find(|e| e.pt == **pt);
+                Some(OfferedEvents {
+                    pt: **pt,
+                    clock_rate: spec.clock_rate.get(),
+                    remote: known.map_or(EventSet::DTMF, |e| e.remote),
+                    common: known.map_or(EventSet::DTMF, |e| e.common),
+                })
+            })
+            .collect();
+        let tele =
+            negotiation::choose(&teles, codec.clock_rate()).filter(|_| self.config.telephone_event);
         self.negotiated = Some(Negotiated {
             codec,
             audio_pt,
-            tele_pt: tele_pt.filter(|_| self.config.telephone_event),
+            tele_pt: tele.map(|t| Pt::from(t.pt)),
+            tele_clock_rate: tele.map(|t| t.clock_rate),
+            tele_events: tele.map_or(EventSet::EMPTY, |t| t.common),
         });
         let rate = codec.clock_rate();
-        self.sender = DtmfSender::new(rate);
+        // Timestamps follow the audio clock; durations the telephone-event clock unless configured.
+        let duration_rate = match (
+            tele.map(|t| t.clock_rate),
+            self.config.mixed_clock_durations,
+        ) {
+            (Some(te), DurationClock::Event) => te,
+            _ => rate,
+        };
+        self.sender = DtmfSender::new(duration_rate);
+        self.sender.set_timestamp_rate(rate);
         self.receivers.clear();
         self.audio_origin = Some(now);
         self.sender.set_timestamp_origin(now, 0);
@@ -593,7 +665,12 @@ impl Peer {
                     {
                         Some(i) => &mut self.receivers[i],
                         None => {
-                            self.receivers.push(DtmfReceiver::new(rate));
+                            let mut r = DtmfReceiver::new(rate);
+                            // Timestamps run on the audio clock, whatever the event clock.
+                            if let Some(n) = self.negotiated {
+                                r.set_timestamp_rate(n.codec.clock_rate());
+                            }
+                            self.receivers.push(r);
                             self.receivers.last_mut().expect("just pushed")
                         }
                     };
@@ -678,15 +755,27 @@ fn build_rtc(
     now: Instant,
     local: SocketAddr,
     codecs: &[AudioCodec],
-    telephone_event: bool,
+    telephone_event_rates: &[u32],
 ) -> Result<Rtc, RtcError> {
     let mut builder = Rtc::builder().set_rtp_mode(true);
-    configure(builder.codec_config(), codecs, telephone_event);
+    configure(builder.codec_config(), codecs, telephone_event_rates);
     let mut rtc = builder.build(now);
     let candidate =
         Candidate::host(local, "udp").map_err(|e| RtcError::Candidate(e.to_string()))?;
     rtc.add_local_candidate(candidate);
     Ok(rtc)
+}
+
+/// The telephone-event rates our offers carry.
+fn offer_rates(config: &PeerConfig) -> Vec<u32> {
+    match (
+        config.telephone_event,
+        config.telephone_event_rates.is_empty(),
+    ) {
+        (false, _) => Vec::new(),
+        (true, true) => telephone_event_rates(&config.codecs),
+        (true, false) => config.telephone_event_rates.clone(),
+    }
 }
 
 fn digit_event(d: &DigitEvent, source: DigitSource) -> PeerEvent {

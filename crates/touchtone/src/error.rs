@@ -38,3 +38,14 @@ pub enum PayloadError {
         len: usize,
     },
 }
+
+/// Why the event list of a telephone-event `a=fmtp` line could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EventSetError {
+    /// An item is neither a number nor a `first-last` range.
+    #[error("telephone-event list: {0:?} is not an event code or range")]
+    Syntax(String),
+    /// A range whose first code is above its last.
+    #[error("telephone-event list: range {0:?} runs backwards")]
+    Reversed(String),
+}

@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod event_set;
 pub mod inband;
 pub mod packetizer;
 pub mod receiver;
@@ -48,7 +49,8 @@ pub mod sender;
 pub mod telephone_event;
 pub mod tone;
 
-pub use error::{DtmfError, PayloadError};
+pub use error::{DtmfError, EventSetError, PayloadError};
+pub use event_set::EventSet;
 pub use packetizer::EventPacket;
 pub use receiver::{DigitEvent, DtmfReceiver, EndCause, ReceiverStats, RtpInfo};
 pub use sender::{DtmfSender, ToneChange};

@@ -15,7 +15,7 @@ pub const END_COPIES: u8 = 3;
 pub struct EventPacket {
     /// When the packet is due to be sent.
     pub at: Instant,
-    /// RTP timestamp of the event (segment) start, in telephone-event clock units.
+    /// RTP timestamp of the event (segment) start, on the stream's RTP clock.
     pub timestamp: u32,
     /// The RTP marker bit: set on the first packet of an event only.
     pub marker: bool,
@@ -40,6 +40,9 @@ pub(crate) struct TonePacketizer {
     total: u64,
     interval: Duration,
     interval_units: u64,
+    /// Duration-clock and RTP-timestamp-clock rates, for where a segment's timestamp lands.
+    rate: u32,
+    timestamp_rate: u32,
     /// Packets sent so far; the next one is due at `start + interval * sent`.
     sent: u32,
     /// Units covered by segments that are already closed.
@@ -50,7 +53,9 @@ pub(crate) struct TonePacketizer {
 }
 
 impl TonePacketizer {
-    /// Plans the packets of a tone of `duration` starting at `start`, whose RTP timestamp is `start_ts`.
+    /// Plans the packets of a tone of `duration` starting at `start`, whose RTP timestamp is `start_ts`;
+    /// durations count at `rate` Hz, timestamps at `timestamp_rate` Hz.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         event: u8,
         volume: u8,
@@ -59,6 +64,7 @@ impl TonePacketizer {
         duration: Duration,
         interval: Duration,
         rate: u32,
+        timestamp_rate: u32,
     ) -> Self {
         TonePacketizer {
             event,
@@ -69,6 +75,8 @@ impl TonePacketizer {
             total: units(duration, rate).max(1),
             interval,
             interval_units: units(interval, rate).clamp(1, MAX_SEGMENT),
+            rate: rate.max(1),
+            timestamp_rate: timestamp_rate.max(1),
             sent: 0,
             segment_start: 0,
             reported: 0,
@@ -90,7 +98,13 @@ impl TonePacketizer {
     pub(crate) fn emit(&mut self, at: Instant) -> EventPacket {
         let first = self.sent == 0;
         self.sent += 1;
-        let ts = self.start_ts.wrapping_add(self.segment_start as u32);
+        let segment_ts = if self.rate == self.timestamp_rate {
+            self.segment_start
+        } else {
+            let n = u128::from(self.segment_start) * u128::from(self.timestamp_rate);
+            (n / u128::from(self.rate)) as u64
+        };
+        let ts = self.start_ts.wrapping_add(segment_ts as u32);
         let (duration, end) = if self.reported == self.total {
             self.end_sent += 1;
             (self.total - self.segment_start, true)
@@ -137,6 +151,7 @@ mod tests {
             1000,
             Duration::from_millis(ms),
             Duration::from_millis(20),
+            rate,
             rate,
         );
         let mut out = vec![];
@@ -213,6 +228,7 @@ mod tests {
             u32::MAX - 10,
             Duration::from_millis(3000),
             Duration::from_millis(20),
+            48_000,
             48_000,
         );
         let mut seen = vec![];

@@ -21,7 +21,7 @@ pub struct RtpInfo {
     pub ssrc: u32,
     /// RTP sequence number.
     pub sequence: u16,
-    /// RTP timestamp: the start of the event (segment), in telephone-event clock units.
+    /// RTP timestamp: the start of the event (segment), on the stream's RTP clock.
     pub timestamp: u32,
     /// RTP marker bit.
     pub marker: bool,
@@ -117,8 +117,45 @@ struct Latest {
 }
 
 impl Latest {
-    fn total_units(&self) -> u64 {
-        u64::from(self.segment_ts.wrapping_sub(self.start_ts)) + u64::from(self.segment_duration)
+    /// The event's duration in duration-clock units: the closed segments (their timestamp distance,
+    /// converted from the RTP clock) plus the open segment's duration field.
+    fn total_units(&self, clocks: Clocks) -> u64 {
+        clocks.to_duration_units(self.segment_ts.wrapping_sub(self.start_ts))
+            + u64::from(self.segment_duration)
+    }
+}
+
+/// The two clocks of a telephone-event stream: durations count in the telephone-event clock, RTP
+/// timestamps run on the stream's clock (the audio codec's when the two differ, as with Opus and
+/// telephone-event/8000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Clocks {
+    duration: u32,
+    timestamp: u32,
+}
+
+impl Clocks {
+    fn to_duration_units(self, ts_units: u32) -> u64 {
+        if self.duration == self.timestamp {
+            return u64::from(ts_units);
+        }
+        let n = u128::from(ts_units) * u128::from(self.duration);
+        ((n + u128::from(self.timestamp) / 2) / u128::from(self.timestamp)) as u64
+    }
+
+    /// Whether a timestamp advance of `ts_units` is where a next segment of a long event starts.
+    fn is_segment_step(self, ts_units: i64) -> bool {
+        if ts_units <= 0 {
+            return false;
+        }
+        let units = self.to_duration_units(ts_units as u32);
+        let rest = units % MAX_SEGMENT;
+        if self.duration == self.timestamp {
+            return rest == 0;
+        }
+        // Converted between clocks the step is exact only up to rounding and the sender's packet grid.
+        let slack = u64::from(self.duration / 50).max(1);
+        units >= MAX_SEGMENT - slack && (rest <= slack || MAX_SEGMENT - rest <= slack)
     }
 }
 
@@ -146,6 +183,7 @@ pub struct ReceiverStats {
 #[derive(Debug)]
 pub struct DtmfReceiver {
     clock_rate: u32,
+    timestamp_rate: u32,
     end_timeout: Duration,
     streams: Vec<Stream>,
     events: VecDeque<DigitEvent>,
@@ -162,6 +200,7 @@ impl DtmfReceiver {
     pub fn new(clock_rate: u32) -> Self {
         DtmfReceiver {
             clock_rate: clock_rate.max(1),
+            timestamp_rate: clock_rate.max(1),
             end_timeout: DEFAULT_END_TIMEOUT,
             streams: Vec::new(),
             events: VecDeque::new(),
@@ -174,9 +213,27 @@ impl DtmfReceiver {
         self.end_timeout = timeout;
     }
 
-    /// The telephone-event clock rate in Hz.
+    /// The telephone-event clock rate in Hz: the unit of the duration field.
     pub fn clock_rate(&self) -> u32 {
         self.clock_rate
+    }
+
+    /// Sets the clock the RTP timestamps run on when it is not the telephone-event clock (Opus/48000
+    /// audio with telephone-event/8000: timestamps on the 48 kHz audio timeline, durations in 8 kHz units).
+    pub fn set_timestamp_rate(&mut self, rate: u32) {
+        self.timestamp_rate = rate.max(1);
+    }
+
+    /// The clock rate of the RTP timestamps in Hz.
+    pub fn timestamp_rate(&self) -> u32 {
+        self.timestamp_rate
+    }
+
+    fn clocks(&self) -> Clocks {
+        Clocks {
+            duration: self.clock_rate,
+            timestamp: self.timestamp_rate,
+        }
     }
 
     /// What the receiver has seen so far.
@@ -199,6 +256,7 @@ impl DtmfReceiver {
                 return Err(e);
             }
         };
+        let clocks = self.clocks();
         let idx = self.stream_index(now, rtp.ssrc);
         let stream = &mut self.streams[idx];
         stream.last_heard = now;
@@ -213,7 +271,7 @@ impl DtmfReceiver {
             let from_segment = ts_diff(ts, l.segment_ts);
             let same_key_open = ev.event == l.event && !l.ended;
             let this_segment = from_segment == 0 && same_key_open;
-            let next_segment = from_segment > 0 && from_segment % MAX_SEGMENT as i64 == 0;
+            let next_segment = clocks.is_segment_step(from_segment);
             if from_segment <= 0 && !this_segment {
                 // A repeat or late packet of the latest event, or of one of its earlier segments.
                 self.stats.ignored += 1;
@@ -325,7 +383,7 @@ impl DtmfReceiver {
         self.events.push_back(DigitEvent {
             event: ev.event,
             end: None,
-            duration_units: l.total_units(),
+            duration_units: l.total_units(self.clocks()),
             clock_rate: self.clock_rate,
             at: now,
             ssrc,
@@ -343,7 +401,7 @@ impl DtmfReceiver {
         self.events.push_back(DigitEvent {
             event: l.event,
             end: Some(cause),
-            duration_units: l.total_units(),
+            duration_units: l.total_units(self.clocks()),
             clock_rate: self.clock_rate,
             at,
             ssrc,

@@ -48,6 +48,7 @@ impl ToneChange {
 #[derive(Debug)]
 pub struct DtmfSender {
     clock_rate: u32,
+    timestamp_rate: u32,
     can_send: bool,
     buffer: VecDeque<char>,
     buffer_str: String,
@@ -67,6 +68,7 @@ impl DtmfSender {
     pub fn new(clock_rate: u32) -> Self {
         DtmfSender {
             clock_rate: clock_rate.max(1),
+            timestamp_rate: clock_rate.max(1),
             can_send: false,
             buffer: VecDeque::new(),
             buffer_str: String::new(),
@@ -82,9 +84,20 @@ impl DtmfSender {
         }
     }
 
-    /// The telephone-event clock rate in Hz.
+    /// The telephone-event clock rate in Hz: the unit of the duration field.
     pub fn clock_rate(&self) -> u32 {
         self.clock_rate
+    }
+
+    /// Sets the clock the RTP timestamps run on when it is not the duration clock (telephone-event/8000
+    /// next to Opus/48000: timestamps on the 48 kHz audio timeline, durations in 8 kHz units).
+    pub fn set_timestamp_rate(&mut self, rate: u32) {
+        self.timestamp_rate = rate.max(1);
+    }
+
+    /// The clock rate of the RTP timestamps in Hz.
+    pub fn timestamp_rate(&self) -> u32 {
+        self.timestamp_rate
     }
 
     /// Sets the RFC 4733 volume (-dBm0, 0..=63) of the events sent from now on.
@@ -224,7 +237,7 @@ impl DtmfSender {
 
     fn rtp_timestamp(&self, t: Instant) -> u32 {
         let (origin, base) = self.origin.unwrap_or((t, 0));
-        let offset = units(t.saturating_duration_since(origin), self.clock_rate);
+        let offset = units(t.saturating_duration_since(origin), self.timestamp_rate);
         base.wrapping_add(offset as u32)
     }
 
@@ -254,6 +267,7 @@ impl DtmfSender {
                 self.duration,
                 self.interval,
                 self.clock_rate,
+                self.timestamp_rate,
             ));
             self.task_due = Some(t + self.duration + self.gap);
         }
