@@ -7,6 +7,7 @@ use serde::Serialize;
 use touchtone::inband::Detector;
 
 use crate::Failure;
+use crate::output::outln;
 use crate::output::{Format, json_line, ms};
 use crate::progress::Progress;
 use crate::wav::WavReader;
@@ -79,7 +80,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     } else {
                         String::new()
                     };
-                    println!(
+                    outln!(
                         "{prefix}{}  {:>10.1} ms  {:>10.1} ms  ({:.1} ms)",
                         d.digit,
                         d.start_ms,

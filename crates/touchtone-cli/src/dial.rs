@@ -7,7 +7,8 @@ use touchtone::sender::{DURATION_RANGE_MS, PACKET_INTERVAL_MS};
 use touchtone_rtc::{AudioCodec, Call, CallHandle, PeerConfig, PeerEvent};
 
 use crate::Failure;
-use crate::output::{EventLine, Format, digit_str, json_line, ms};
+use crate::output::outln;
+use crate::output::{EventLine, Format, digit_str, json_line, ms, negotiated_str};
 
 /// Arguments of `touchtone dial`.
 #[derive(clap::Args)]
@@ -55,13 +56,14 @@ impl Printer {
             }
             Format::Text => match ev {
                 PeerEvent::State { kind, state } => {
-                    println!("{}: {} state changed to: {state}", peer, kind.name())
+                    outln!("{}: {} state changed to: {state}", peer, kind.name())
                 }
-                PeerEvent::Candidate(c) => println!("{peer}: ICE candidate: {c}"),
+                PeerEvent::Candidate(c) => outln!("{peer}: ICE candidate: {c}"),
+                PeerEvent::Negotiated(n) => outln!("{peer}: negotiated {}", negotiated_str(n)),
                 PeerEvent::ToneChange { tone, at } if !tone.is_empty() => {
-                    println!("Tone played: {tone} (at {:.1} ms)", self.t(*at))
+                    outln!("Tone played: {tone} (at {:.1} ms)", self.t(*at))
                 }
-                PeerEvent::KeyUp(d) => println!(
+                PeerEvent::KeyUp(d) => outln!(
                     "Received: {} ({:.1} ms, {})",
                     digit_str(d),
                     d.duration.as_secs_f64() * 1000.0,
@@ -171,13 +173,13 @@ async fn dial(args: Args) -> Result<(), Failure> {
             ) if kind.name() == "connection" && !dialed => {
                 dialed = true;
                 if args.format == Format::Text {
-                    println!("Sending DTMF: \"{}\"", args.tones);
+                    outln!("Sending DTMF: \"{}\"", args.tones);
                 }
                 insert(&a, &args).await?;
             }
             (PeerEvent::ToneChange { tone: "", .. }, _) => {
                 if args.format == Format::Text {
-                    println!("All tones have played. Disconnecting.");
+                    outln!("All tones have played. Disconnecting.");
                 }
                 // The last key-up may still be in flight: give it a moment before hanging up.
                 hang_up_at = Some(tokio::time::Instant::now() + Duration::from_millis(300));
@@ -187,7 +189,7 @@ async fn dial(args: Args) -> Result<(), Failure> {
             }
             (PeerEvent::Closed, "receiver") => {
                 if args.format == Format::Text {
-                    println!("receiver: the caller hung up");
+                    outln!("receiver: the caller hung up");
                 }
                 break;
             }

@@ -11,6 +11,7 @@ use touchtone::receiver::EndCause;
 use touchtone::{DtmfReceiver, RtpInfo};
 
 use crate::Failure;
+use crate::output::outln;
 use crate::output::{Format, json_line, ms};
 use crate::progress::Progress;
 
@@ -172,9 +173,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     for (_, l) in &lines {
         match args.format {
             Format::Json => json_line(l),
-            Format::Text => println!(
+            Format::Text => outln!(
                 "{}  {:>10.1} ms  {:>7.1} ms  ssrc {} {} -> {} pt {} ({} Hz)",
-                l.digit, l.t_ms, l.duration_ms, l.ssrc, l.src, l.dst, l.pt, l.rate
+                l.digit,
+                l.t_ms,
+                l.duration_ms,
+                l.ssrc,
+                l.src,
+                l.dst,
+                l.pt,
+                l.rate
             ),
         }
     }

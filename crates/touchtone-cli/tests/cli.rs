@@ -559,3 +559,59 @@ fn dial_can_send_a_wav_file_as_its_audio() {
     let o = touchtone(&["dial", "1", "--audio", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Reads one line of a command's stdout, closes the pipe, and returns its exit status and stderr.
+fn first_line_then_close(args: &[&str]) -> (String, std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_touchtone"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run touchtone");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The reader is dropped here: the pipe is closed, as `| head -1` does.
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (line, status, err)
+}
+
+#[test]
+fn a_closed_pipe_ends_every_printing_command_quietly() {
+    // More output than a pipe holds (64 KiB), so the command is still printing when the pipe closes.
+    let tones: String = "0123456789*#ABCD".repeat(250);
+    let long = tmp("long.wav");
+    let out = touchtone(&[
+        "generate",
+        &tones,
+        "-o",
+        long.to_str().unwrap(),
+        "--duration",
+        "40",
+        "--gap",
+        "40",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pcap = tmp("pipe.pcap");
+    write_pcap(&pcap, &call_packets(&tones[..2000], 8000));
+    for args in [
+        vec!["detect", long.to_str().unwrap()],
+        vec!["detect", long.to_str().unwrap(), "--format", "json"],
+        vec!["pcap", pcap.to_str().unwrap()],
+        vec!["dial", "123", "--duration", "40", "--gap", "30"],
+    ] {
+        let (line, status, err) = first_line_then_close(&args);
+        assert!(!line.is_empty(), "{args:?}");
+        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -82,6 +82,8 @@ pub enum PeerEvent {
         /// When it was due.
         at: Instant,
     },
+    /// Offer/answer settled: the codec and the telephone-event (none: DTMF is unavailable on this call).
+    Negotiated(crate::Negotiated),
     /// A remote key went down.
     KeyDown(DigitInfo),
     /// A remote key went up, with its duration.

@@ -554,13 +554,15 @@ impl Peer {
             .collect();
         let tele =
             negotiation::choose(&teles, codec.clock_rate()).filter(|_| self.config.telephone_event);
-        self.negotiated = Some(Negotiated {
+        let negotiated = Negotiated {
             codec,
             audio_pt,
             tele_pt: tele.map(|t| Pt::from(t.pt)),
             tele_clock_rate: tele.map(|t| t.clock_rate),
             tele_events: tele.map_or(EventSet::EMPTY, |t| t.common),
-        });
+        };
+        self.negotiated = Some(negotiated);
+        self.events.push_back(PeerEvent::Negotiated(negotiated));
         let rate = codec.clock_rate();
         // Timestamps follow the audio clock; durations the telephone-event clock unless configured.
         let duration_rate = match (
