@@ -34,6 +34,10 @@ pub struct Args {
     /// A WAV file the caller sends as its audio, looped (G.711: with Opus, PCMU is used instead).
     #[arg(long)]
     audio: Option<std::path::PathBuf>,
+    /// Write the call's decrypted RTP (both directions, as each peer saw it) to DIR/dial-caller.pcapng and
+    /// DIR/dial-receiver.pcapng, for Wireshark or `touchtone pcap`.
+    #[arg(long, value_name = "DIR")]
+    record: Option<std::path::PathBuf>,
     /// Address the peers bind their UDP sockets to.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
@@ -118,6 +122,17 @@ async fn dial(args: Args) -> Result<(), Failure> {
     let fail = |e: touchtone_rtc::RtcError| Failure::check(e.to_string());
     let mut caller = Call::bind(args.bind, caller_cfg).await.map_err(fail)?;
     let mut callee = Call::bind(args.bind, callee_cfg).await.map_err(fail)?;
+    if let Some(dir) = &args.record {
+        let bad =
+            |e: &dyn std::fmt::Display| Failure::input(format!("--record {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(|e| bad(&e))?;
+        caller
+            .record_to(&dir.join("dial-caller.pcapng"))
+            .map_err(|e| bad(&e))?;
+        callee
+            .record_to(&dir.join("dial-receiver.pcapng"))
+            .map_err(|e| bad(&e))?;
+    }
     let offer = caller.peer.create_offer().map_err(fail)?;
     let answer = callee
         .peer

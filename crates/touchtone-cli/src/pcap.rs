@@ -29,6 +29,10 @@ pub struct Args {
     /// The telephone-event clock rate in Hz; by default inferred from the packets (8000 if unclear).
     #[arg(long)]
     rate: Option<u32>,
+    /// List every telephone-event packet (timestamp, marker, event, end bit, volume, duration) instead of
+    /// the digits.
+    #[arg(long)]
+    packets: bool,
 }
 
 /// One UDP datagram from the capture.
@@ -52,6 +56,23 @@ struct Candidate {
     time_ns: u64,
     rtp: RtpInfo,
     payload: [u8; 4],
+}
+
+/// One telephone-event packet, as `--packets` lists it.
+#[derive(Serialize)]
+struct PacketLine {
+    t_ms: f64,
+    src: String,
+    dst: String,
+    ssrc: String,
+    pt: u8,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+    event: u8,
+    end: bool,
+    volume: u8,
+    duration: u16,
 }
 
 #[derive(Serialize)]
@@ -121,10 +142,31 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let base = Instant::now();
     let first_ns = first_ns.unwrap_or(0);
     let mut lines = vec![];
+    let mut packet_lines = vec![];
     for (key, packets) in &candidates {
         let (total, four) = counts[key];
         // Telephone-event streams carry 4-byte payloads; audio streams almost never do.
         if args.pt.is_none() && four * 10 < total * 9 {
+            continue;
+        }
+        if args.packets {
+            for p in packets {
+                let ev = touchtone::TelephoneEvent::parse(&p.payload).expect("four bytes");
+                packet_lines.push(PacketLine {
+                    t_ms: ms(p.time_ns.saturating_sub(first_ns) as f64 / 1e6),
+                    src: key.src.to_string(),
+                    dst: key.dst.to_string(),
+                    ssrc: format!("{:#010x}", key.ssrc),
+                    pt: key.pt,
+                    seq: p.rtp.sequence,
+                    timestamp: p.rtp.timestamp,
+                    marker: p.rtp.marker,
+                    event: ev.event,
+                    end: ev.end,
+                    volume: ev.volume,
+                    duration: ev.duration,
+                });
+            }
             continue;
         }
         let rate = args.rate.unwrap_or_else(|| infer_rate(packets));
@@ -168,6 +210,30 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         rx.handle_timeout(base + Duration::from_secs(u64::from(u32::MAX)));
         collect(&mut rx, &mut lines);
+    }
+    if args.packets {
+        packet_lines.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms).then(a.seq.cmp(&b.seq)));
+        for l in &packet_lines {
+            match args.format {
+                Format::Json => json_line(l),
+                Format::Text => outln!(
+                    "{:>10.1} ms  {} -> {} ssrc {} pt {} seq {} ts {} M={} event={} E={} vol={} dur={}",
+                    l.t_ms,
+                    l.src,
+                    l.dst,
+                    l.ssrc,
+                    l.pt,
+                    l.seq,
+                    l.timestamp,
+                    u8::from(l.marker),
+                    l.event,
+                    u8::from(l.end),
+                    l.volume,
+                    l.duration
+                ),
+            }
+        }
+        return result.map_err(|e| Failure::input(format!("{name}: {e}")));
     }
     lines.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (_, l) in &lines {

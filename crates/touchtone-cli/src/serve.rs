@@ -47,6 +47,10 @@ pub struct Args {
     /// is on time; 0 saves that CPU on busy servers, for events about 1 ms late (median).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=20))]
     yield_window_ms: u64,
+    /// Write each call's decrypted RTP (both directions) to DIR/<call id>.pcapng, for Wireshark or
+    /// `touchtone pcap`.
+    #[arg(long, value_name = "DIR")]
+    record: Option<std::path::PathBuf>,
 }
 
 struct CallEntry {
@@ -72,12 +76,17 @@ struct App {
     rtc_bind: IpAddr,
     idle_timeout: Duration,
     yield_window: Duration,
+    record: Option<std::path::PathBuf>,
 }
 
 type Shared = Arc<App>;
 
 /// Runs `touchtone serve` until Ctrl-C.
 pub fn run(args: Args) -> Result<(), Failure> {
+    if let Some(dir) = &args.record {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::input(format!("--record {}: {e}", dir.display())))?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,6 +105,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             rtc_bind: args.rtc_bind,
             idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
             yield_window: Duration::from_millis(args.yield_window_ms),
+            record: args.record.clone(),
         });
         eprintln!("touchtone serve: open http://{addr}/ in a browser (Ctrl-C to stop)");
         axum::serve(listener, router(app))
@@ -185,6 +195,12 @@ async fn whip_offer(State(app): State<Shared>, headers: HeaderMap, body: Bytes) 
         }
     };
     let id = new_id();
+    if let Some(dir) = &app.record {
+        let path = dir.join(format!("{id}.pcapng"));
+        if let Err(e) = call.record_to(&path) {
+            tracing::warn!("call {id}: {e}");
+        }
+    }
     let handle = call.spawn();
     let (tx, _) = broadcast::channel(256);
     let history = Arc::new(Mutex::new(Vec::new()));

@@ -12,6 +12,7 @@ use touchtone::DtmfError;
 use crate::error::RtcError;
 use crate::event::PeerEvent;
 use crate::peer::{Peer, PeerConfig};
+use crate::record::{PcapngRecorder, RecordError};
 
 /// Default time without any datagram from the remote after which a call is ended.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +40,7 @@ pub struct Call {
     socket: UdpSocket,
     idle_timeout: Duration,
     yield_window: Duration,
+    recorder: Option<PcapngRecorder>,
 }
 
 impl Call {
@@ -52,6 +54,7 @@ impl Call {
             socket,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             yield_window: DEFAULT_YIELD_WINDOW,
+            recorder: None,
         })
     }
 
@@ -64,6 +67,13 @@ impl Call {
     /// ([`DEFAULT_YIELD_WINDOW`]); zero saves that CPU, for events about a timer tick (1 ms) late.
     pub fn set_yield_window(&mut self, window: Duration) {
         self.yield_window = window;
+    }
+
+    /// Records the call's RTP, both directions, decrypted, to a pcapng file at `path`.
+    pub fn record_to(&mut self, path: &std::path::Path) -> Result<(), RecordError> {
+        self.recorder = Some(PcapngRecorder::create(path)?);
+        self.peer.set_record_rtp(true);
+        Ok(())
     }
 
     /// Starts the call's task on the current tokio runtime and returns its handle.
@@ -228,6 +238,7 @@ async fn run(
         socket,
         idle_timeout,
         yield_window,
+        mut recorder,
     } = call;
     let mut buf = vec![0u8; 2048];
     let mut last_heard = Instant::now();
@@ -236,6 +247,15 @@ async fn run(
         // Events first: the application hears of a tone change before the datagrams go out.
         while let Some(ev) = peer.poll_event() {
             let _ = ev_tx.send(ev);
+        }
+        while let Some(r) = peer.poll_rtp_record() {
+            if let Some(rec) = recorder.as_mut()
+                && let Err(e) = rec.write(&r)
+            {
+                tracing::warn!("call {}: {e}; recording stopped", peer.local_addr());
+                recorder = None;
+                peer.set_record_rtp(false);
+            }
         }
         while let Some((dst, data)) = peer.poll_transmit() {
             match socket.send_to(&data, dst).await {

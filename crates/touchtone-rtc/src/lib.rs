@@ -11,10 +11,12 @@ pub mod error;
 pub mod event;
 pub mod negotiation;
 pub mod peer;
+pub mod record;
 
 pub use call::{Call, CallControl, CallHandle, CallStats};
 pub use codec::AudioCodec;
 pub use error::RtcError;
 pub use event::{DigitInfo, DigitSource, PeerEvent, StateKind};
 pub use peer::{DurationClock, Negotiated, Peer, PeerConfig};
+pub use record::{PcapngRecorder, RecordError, RtpRecord};
 pub use str0m::media::Direction;

@@ -18,6 +18,7 @@ use crate::codec::{AudioCodec, configure, telephone_event_rates};
 use crate::error::RtcError;
 use crate::event::{DigitInfo, DigitSource, PeerEvent, StateKind};
 use crate::negotiation::{self, OfferedEvents};
+use crate::record::{RtpRecord, rtp_header};
 
 /// An in-band detection this soon after a telephone-event key-up of the same key is the same press.
 const DEDUP_WINDOW: Duration = Duration::from_millis(300);
@@ -129,6 +130,11 @@ pub struct Peer {
     /// same press are dropped.
     rfc_recent: Option<(Option<char>, Option<Instant>)>,
     inband_suppressed: bool,
+    /// Whether sent and received RTP is kept for [`poll_rtp_record`](Peer::poll_rtp_record).
+    record: bool,
+    records: VecDeque<RtpRecord>,
+    /// The remote address the last accepted datagram came from.
+    remote: Option<SocketAddr>,
 }
 
 impl Peer {
@@ -164,6 +170,9 @@ impl Peer {
             detector: None,
             rfc_recent: None,
             inband_suppressed: false,
+            record: false,
+            records: VecDeque::new(),
+            remote: None,
         };
         peer.state(StateKind::IceGathering, "complete");
         peer.events
@@ -319,6 +328,7 @@ impl Peer {
         if !self.rtc.accepts(&input) {
             return Ok(());
         }
+        self.remote = Some(source);
         self.rtc
             .handle_input(input)
             .map_err(|e| RtcError::Rtc(e.to_string()))?;
@@ -445,6 +455,19 @@ impl Peer {
         .min()
     }
 
+    /// Keeps every RTP packet sent and received (decrypted) for [`poll_rtp_record`](Self::poll_rtp_record).
+    pub fn set_record_rtp(&mut self, record: bool) {
+        self.record = record;
+        if !record {
+            self.records.clear();
+        }
+    }
+
+    /// The next RTP packet sent or received, while recording.
+    pub fn poll_rtp_record(&mut self) -> Option<RtpRecord> {
+        self.records.pop_front()
+    }
+
     /// The next datagram to send: destination and bytes.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.transmits.pop_front()
@@ -514,6 +537,16 @@ impl Peer {
         let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             return Ok(());
         };
+        if self.record {
+            let mut packet = rtp_header(*pt, marker, seq as u16, ts, *stream.ssrc()).to_vec();
+            packet.extend_from_slice(payload);
+            self.records.push_back(RtpRecord {
+                at: wallclock,
+                source: self.local,
+                destination: self.remote.unwrap_or(self.local),
+                packet,
+            });
+        }
         stream.write_rtp(
             RtpWrite::new(pt, seq.into(), ts, wallclock, payload.to_vec()).marker(marker),
         );
@@ -644,6 +677,18 @@ impl Peer {
             Event::RtpPacket(p) => {
                 self.packets_in += 1;
                 let pt = p.header.payload_type;
+                if self.record {
+                    let h = &p.header;
+                    let mut packet =
+                        rtp_header(*pt, h.marker, h.sequence_number, h.timestamp, *h.ssrc).to_vec();
+                    packet.extend_from_slice(&p.payload);
+                    self.records.push_back(RtpRecord {
+                        at: self.now,
+                        source: self.remote.unwrap_or(self.local),
+                        destination: self.local,
+                        packet,
+                    });
+                }
                 let tele_rate = self
                     .rtc
                     .codec_config()
