@@ -159,9 +159,17 @@ async function runBrowser(name) {
     launching = puppeteer.launch({ ...options(profile), timeout: 60000, protocolTimeout: 30000 });
     browser = await launching;
     if (verbose) console.log(`${label}: ${await browser.version()} started in ${Date.now() - started} ms`);
-    page = (await browser.pages())[0] || (await browser.newPage());
+    // A tab of our own: the one the browser opened at startup may still be loading when we navigate it.
+    page = await browser.newPage();
     page.on("pageerror", (e) => console.log(`${label}: page error: ${e.message}`));
-    await page.goto(url, { waitUntil: "load", timeout: 30000 });
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await page.goto(url, { waitUntil: "load", timeout: 30000 });
+      const ready = await page
+        .waitForFunction(() => !!(window.touchtone && document.getElementById("dial")), { timeout: 10000, polling: 100 })
+        .then(() => true, () => false);
+      if (ready) break;
+      console.log(`${label}: the page was not ready at ${page.url()}, loading it again`);
+    }
     const title = await page.title();
     check("the page loads", title.includes("Touchtone"), `${page.url()} ${JSON.stringify(title)}`);
 
@@ -179,8 +187,12 @@ async function runBrowser(name) {
       const sdp = await page.evaluate(() => (typeof pc !== "undefined" && pc ? [pc.localDescription?.sdp, pc.remoteDescription?.sdp] : []));
       console.log(`${label}: offer\n${sdp[0]}\n${label}: answer\n${sdp[1]}`);
     }
-    const canDtmf = await page.evaluate(() => !!(typeof sender !== "undefined" && sender && sender.dtmf && sender.dtmf.canInsertDTMF));
-    check("the browser can send DTMF on the call (canInsertDTMF)", canDtmf, JSON.stringify(errorsOf(st)));
+    const canDtmfNow = await page.evaluate(() => !!(typeof sender !== "undefined" && sender && sender.dtmf && sender.dtmf.canInsertDTMF));
+    const refused = st.log.some((l) => l.startsWith("Error: DTMF cannot be sent"));
+    const canDtmf = canDtmfNow && !refused;
+    check("the browser could send DTMF once the call connected (canInsertDTMF)", canDtmf,
+      canDtmfNow ? `canInsertDTMF was still false when the page dialed right after "connected", true a moment later: ${JSON.stringify(errorsOf(st))}`
+        : `canInsertDTMF is false: ${JSON.stringify(errorsOf(st))}`);
     if (canDtmf) await waitFor(() => window.touchtone.received.length >= 4, null, 5000).catch(() => {});
     st = await pageState();
     const got = st.received.map((d) => d.digit).join("");
@@ -251,17 +263,26 @@ async function runBrowser(name) {
     }, recordedBefore);
     const pcm = Buffer.from(rec.b64, "base64");
     let heard = "";
+    let played = [];
     if (pcm.length > 0) {
       const dir = mkdtempSync(join(tmpdir(), "touchtone-e2e-"));
       const file = join(dir, `received-${name}.wav`);
       writeFileSync(file, wav(pcm, rec.rate));
       const r = spawnSync(bin, ["detect", file, "--format", "json"], { encoding: "utf8", timeout: 20000 });
-      heard = (r.stdout || "").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l).digit).join("");
+      const found = (r.stdout || "").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+      heard = found.map((d) => d.digit).join("");
+      played = found.map((d) => d.duration_ms);
       console.log(`${label} played out the received telephone-events: detected "${heard}" in ${(pcm.length / 2 / rec.rate).toFixed(1)} s from ${rec.source}`);
       if (heard === "4321") rmSync(dir, { recursive: true, force: true });
       else console.log(`${label}: recording kept in ${file}`);
     }
     check(`the tones ${label} played out are 4 3 2 1`, heard === "4321", pcm.length ? `detected "${heard}"` : "no audio was recorded");
+    // The server sent 200 ms tones; the browser plays each for as long as its duration field says.
+    check(
+      `each tone ${label} played lasted 200 ms within 40 ms`,
+      played.length === 4 && played.every((ms) => Math.abs(ms - 200) <= 40),
+      JSON.stringify(played),
+    );
 
     // Hang up: the server ends the call.
     await page.click("#hangupNow");

@@ -38,7 +38,6 @@ pub struct Call {
     /// The sans-IO peer; use it for offer/answer before [`Call::spawn`].
     pub peer: Peer,
     socket: UdpSocket,
-    idle_timeout: Duration,
     yield_window: Duration,
     recorder: Option<PcapngRecorder>,
 }
@@ -48,19 +47,20 @@ impl Call {
     pub async fn bind(ip: IpAddr, config: PeerConfig) -> Result<Call, RtcError> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
         let local = socket.local_addr()?;
-        let peer = Peer::new(Instant::now(), local, config)?;
+        let mut peer = Peer::new(Instant::now(), local, config)?;
+        peer.set_idle_timeout(Some(DEFAULT_IDLE_TIMEOUT));
         Ok(Call {
             peer,
             socket,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             yield_window: DEFAULT_YIELD_WINDOW,
             recorder: None,
         })
     }
 
-    /// Sets how long the call may go without hearing from the remote before it is ended.
+    /// Sets how long the call may go without hearing from the remote before it is ended (datagrams
+    /// that are not this call's ICE, DTLS or SRTP do not count).
     pub fn set_idle_timeout(&mut self, timeout: Duration) {
-        self.idle_timeout = timeout;
+        self.peer.set_idle_timeout(Some(timeout));
     }
 
     /// Sets how long before each `tonechange` the call yields instead of sleeping
@@ -227,6 +227,31 @@ async fn wait_until(deadline: Instant, playout: Option<Instant>, window: Duratio
     }
 }
 
+/// How many queued datagrams one wake-up reads before its timers run.
+const DRAIN_LIMIT: usize = 256;
+
+/// The rest of a timer wake-up at `now`, after the due tone changes went out: first every datagram
+/// already queued (`recv` yields them without waiting), then the timers. After a stall (a paused process,
+/// a descheduled VM) the datagrams that arrived meanwhile thus win over timers that ran out meanwhile, and
+/// an event whose packets all arrived is not ended early by the receiver's end timeout. Returns how many
+/// datagrams were read.
+fn queued_then_timers(
+    peer: &mut Peer,
+    now: Instant,
+    buf: &mut [u8],
+    mut recv: impl FnMut(&mut [u8]) -> Option<(usize, SocketAddr)>,
+) -> (u64, Result<(), RtcError>) {
+    let mut read = 0;
+    for _ in 0..DRAIN_LIMIT {
+        let Some((n, src)) = recv(buf) else { break };
+        read += 1;
+        if let Err(e) = peer.handle_receive(now, src, &buf[..n]) {
+            tracing::debug!("call {}: {e}", peer.local_addr());
+        }
+    }
+    (read, peer.handle_timeout(now))
+}
+
 async fn run(
     call: Call,
     mut cmd_rx: mpsc::UnboundedReceiver<Command>,
@@ -236,12 +261,10 @@ async fn run(
     let Call {
         mut peer,
         socket,
-        idle_timeout,
         yield_window,
         mut recorder,
     } = call;
     let mut buf = vec![0u8; 2048];
-    let mut last_heard = Instant::now();
     let mut commands_open = true;
     loop {
         // Events first: the application hears of a tone change before the datagrams go out.
@@ -269,14 +292,14 @@ async fn run(
             break;
         }
         let now = Instant::now();
-        let idle_at = last_heard + idle_timeout;
-        let deadline = peer.poll_timeout().unwrap_or(idle_at).min(idle_at);
+        let deadline = peer
+            .poll_timeout()
+            .unwrap_or(now + Duration::from_secs(3600));
         let result = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, src)) => {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
-                    last_heard = Instant::now();
-                    peer.handle_receive(last_heard, src, &buf[..n])
+                    peer.handle_receive(Instant::now(), src, &buf[..n])
                 }
                 Err(e) => {
                     tracing::debug!("receive: {e}");
@@ -290,11 +313,11 @@ async fn run(
                 while let Some(ev) = peer.poll_event() {
                     let _ = ev_tx.send(ev);
                 }
-                if now >= idle_at {
-                    tracing::info!("call {} idle for {idle_timeout:?}: ending it", peer.local_addr());
-                    peer.close(now);
-                }
-                peer.handle_timeout(now)
+                let (read, result) = queued_then_timers(&mut peer, Instant::now(), &mut buf, |b| {
+                    socket.try_recv_from(b).ok()
+                });
+                stats.datagrams_in.fetch_add(read, Ordering::Relaxed);
+                result
             }
             cmd = cmd_rx.recv(), if commands_open => {
                 let now = Instant::now();
@@ -323,6 +346,110 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::DigitInfo;
+    use std::collections::VecDeque;
+
+    /// Two peers connected in memory with a simulated clock; returns them and the time.
+    fn connected_pair() -> (Peer, Peer, Instant) {
+        let mut now = Instant::now();
+        let (a_addr, b_addr) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        let mut a = Peer::new(now, a_addr, PeerConfig::default()).unwrap();
+        let mut b = Peer::new(now, b_addr, PeerConfig::default()).unwrap();
+        let offer = a.create_offer().unwrap();
+        let answer = b.accept_offer(now, &offer).unwrap();
+        a.accept_answer(now, &answer).unwrap();
+        while !(a.is_connected() && b.is_connected() && a.can_insert_dtmf()) {
+            let mut moved = false;
+            while let Some((_, d)) = a.poll_transmit() {
+                b.handle_receive(now, a_addr, &d).unwrap();
+                moved = true;
+            }
+            while let Some((_, d)) = b.poll_transmit() {
+                a.handle_receive(now, b_addr, &d).unwrap();
+                moved = true;
+            }
+            if !moved {
+                now = now.max(a.poll_timeout().unwrap().min(b.poll_timeout().unwrap()));
+                a.handle_timeout(now).unwrap();
+                b.handle_timeout(now).unwrap();
+            }
+        }
+        (a, b, now)
+    }
+
+    fn key_ups(p: &mut Peer) -> Vec<DigitInfo> {
+        std::iter::from_fn(|| p.poll_event())
+            .filter_map(|e| match e {
+                PeerEvent::KeyUp(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packets_queued_during_a_stall_win_over_the_end_timeout() {
+        // a dials a 100 ms tone; b's process stalls for 400 ms from 50 ms into it: its packets queue up
+        // in b's socket while the 250 ms end timeout passes.
+        let (mut a, mut b, mut now) = connected_pair();
+        let a_addr = a.local_addr();
+        let _ = key_ups(&mut b);
+        a.insert_dtmf(now, "5", 100, 70).unwrap();
+        let start = now;
+        let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
+        let stall = (start + ms(50), start + ms(450));
+        while now < start + ms(600) {
+            // The next instant something is due on either side (a jumps there; b only while awake).
+            let awake = now < stall.0 || now >= stall.1;
+            let b_next = b.poll_timeout().filter(|_| awake);
+            let next = [a.poll_timeout(), b_next]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            now = next.max(now).min(start + ms(600));
+            a.handle_timeout(now).unwrap();
+            while let Some((_, d)) = a.poll_transmit() {
+                queue.push_back(d);
+            }
+            if now < stall.0 || now >= stall.1 {
+                // b is awake: one wake-up reads what is queued, then runs its timers.
+                let mut buf = vec![0u8; 2048];
+                let (_, r) = queued_then_timers(&mut b, now, &mut buf, |out| {
+                    let d = queue.pop_front()?;
+                    out[..d.len()].copy_from_slice(&d);
+                    Some((d.len(), a_addr))
+                });
+                r.unwrap();
+                while b.poll_transmit().is_some() {}
+            }
+        }
+        let got = key_ups(&mut b);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].tone, Some('5'));
+        assert_eq!(got[0].duration, ms(100));
+    }
+
+    #[test]
+    fn junk_does_not_keep_an_idle_call_alive() {
+        let now = Instant::now();
+        let mut p = Peer::new(now, "127.0.0.1:3".parse().unwrap(), PeerConfig::default()).unwrap();
+        p.set_idle_timeout(Some(Duration::from_secs(2)));
+        let junk: SocketAddr = "127.0.0.1:4".parse().unwrap();
+        let mut t = now;
+        while !p.is_closed() && t < now + Duration::from_secs(10) {
+            t += ms(200);
+            // Not STUN, DTLS or RTP of this call: an RTP-looking packet and random bytes.
+            p.handle_receive(t, junk, &[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9])
+                .unwrap();
+            p.handle_receive(t, junk, b"hello").unwrap();
+            p.handle_timeout(t).unwrap();
+        }
+        assert!(p.is_closed(), "still open at {:?}", t - now);
+        assert!(t - now <= Duration::from_secs(2) + ms(200), "{:?}", t - now);
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -135,7 +135,17 @@ pub struct Peer {
     records: VecDeque<RtpRecord>,
     /// The remote address the last accepted datagram came from.
     remote: Option<SocketAddr>,
+    /// Addresses that sent STUN with this call's credentials: their DTLS is let in before our own ICE
+    /// check of them has succeeded (else the remote's first DTLS flight is lost and setup waits ~1 s).
+    stun_sources: Vec<SocketAddr>,
+    /// When a datagram this call accepted last arrived; junk does not count.
+    last_heard: Instant,
+    /// How long the call may go without an accepted datagram before it ends itself.
+    idle_timeout: Option<Duration>,
 }
+
+/// How many remote addresses that proved the ICE credentials are remembered.
+const MAX_STUN_SOURCES: usize = 8;
 
 impl Peer {
     /// A peer whose one UDP socket is bound at `local`.
@@ -173,6 +183,9 @@ impl Peer {
             record: false,
             records: VecDeque::new(),
             remote: None,
+            stun_sources: Vec::new(),
+            last_heard: now,
+            idle_timeout: None,
         };
         peer.state(StateKind::IceGathering, "complete");
         peer.events
@@ -325,9 +338,20 @@ impl Peer {
                 contents,
             },
         );
+        let is_stun = matches!(data.first(), Some(0..=3));
         if !self.rtc.accepts(&input) {
-            return Ok(());
+            // DTLS (and SRTP) from an address that already proved the ICE credentials: the remote's check
+            // of us succeeded before ours of it; str0m's own filter would drop its first DTLS flight.
+            if is_stun || !self.stun_sources.contains(&source) {
+                return Ok(());
+            }
+        } else if is_stun && !self.stun_sources.contains(&source) {
+            if self.stun_sources.len() >= MAX_STUN_SOURCES {
+                self.stun_sources.remove(0);
+            }
+            self.stun_sources.push(source);
         }
+        self.last_heard = now;
         self.remote = Some(source);
         self.rtc
             .handle_input(input)
@@ -336,10 +360,28 @@ impl Peer {
         self.handle_timeout(now)
     }
 
+    /// Ends the call after `timeout` without a datagram it accepted (ICE, DTLS or SRTP of this call;
+    /// junk sent to its port does not count). `None` (the default) never ends it.
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.idle_timeout = timeout;
+    }
+
+    /// When the call last accepted a datagram (its creation until then).
+    pub fn last_heard(&self) -> Instant {
+        self.last_heard
+    }
+
     /// Runs everything due at or before `now`: str0m timers, DTMF playout, audio frames, receiver timeouts.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtcError> {
         self.now = now;
         if self.closed {
+            return Ok(());
+        }
+        if let Some(idle) = self.idle_timeout
+            && now >= self.last_heard + idle
+        {
+            tracing::info!("call {} heard nothing for {idle:?}: ending it", self.local);
+            self.close(now);
             return Ok(());
         }
         if self.rtc_timeout <= now {
@@ -442,6 +484,7 @@ impl Peer {
             return None;
         }
         [
+            self.idle_timeout.map(|t| self.last_heard + t),
             Some(self.rtc_timeout),
             self.sender.poll_timeout(),
             self.receivers

@@ -5,10 +5,15 @@ use std::time::{Duration, Instant};
 
 use touchtone_rtc::{AudioCodec, Peer, PeerConfig, PeerEvent};
 
+/// Which datagrams the network drops: (from a, index among that side's datagrams, bytes) -> drop.
+type DropRule = Box<dyn FnMut(bool, usize, &[u8]) -> bool>;
+
 struct Pair {
     a: Peer,
     b: Peer,
     now: Instant,
+    drop: Option<DropRule>,
+    sent: (usize, usize),
     a_events: Vec<(Instant, PeerEvent)>,
     b_events: Vec<(Instant, PeerEvent)>,
 }
@@ -27,6 +32,8 @@ impl Pair {
             a,
             b,
             now,
+            drop: None,
+            sent: (0, 0),
             a_events: vec![],
             b_events: vec![],
         }
@@ -38,12 +45,26 @@ impl Pair {
         let mut moved = false;
         while let Some((dst, data)) = self.a.poll_transmit() {
             assert_eq!(dst, b_addr);
-            self.b.handle_receive(self.now, a_addr, &data).unwrap();
+            self.sent.0 += 1;
+            if !self
+                .drop
+                .as_mut()
+                .is_some_and(|d| d(true, self.sent.0 - 1, &data))
+            {
+                self.b.handle_receive(self.now, a_addr, &data).unwrap();
+            }
             moved = true;
         }
         while let Some((dst, data)) = self.b.poll_transmit() {
             assert_eq!(dst, a_addr);
-            self.a.handle_receive(self.now, b_addr, &data).unwrap();
+            self.sent.1 += 1;
+            if !self
+                .drop
+                .as_mut()
+                .is_some_and(|d| d(false, self.sent.1 - 1, &data))
+            {
+                self.a.handle_receive(self.now, b_addr, &data).unwrap();
+            }
             moved = true;
         }
         if !moved {
@@ -187,4 +208,38 @@ fn losing_the_connection_mid_sequence_stops_silently() {
         p.a.insert_dtmf(p.now, "5", 100, 70),
         Err(touchtone::DtmfError::InvalidState)
     );
+}
+
+/// A STUN binding request (RFC 5389: type 0x0001).
+fn is_stun_request(d: &[u8]) -> bool {
+    d.len() >= 20 && d[0] == 0x00 && d[1] == 0x01
+}
+
+/// Losing one side's first ICE check must not hold up DTLS: the other side's DTLS arrives before this
+/// side's own check of that address succeeded, from an address that already proved the ICE credentials.
+#[test]
+fn losing_the_first_ice_check_does_not_delay_dtls() {
+    for from_offerer in [false, true] {
+        let mut p = Pair::new(PeerConfig::default(), PeerConfig::default());
+        let mut dropped = false;
+        p.drop = Some(Box::new(move |from_a, _, d| {
+            if from_a == from_offerer && !dropped && is_stun_request(d) {
+                dropped = true;
+                return true;
+            }
+            false
+        }));
+        let start = p.now;
+        p.run_until(|p| p.a.is_connected() && p.b.is_connected());
+        let took = p.now - start;
+        assert!(
+            took < Duration::from_millis(300),
+            "dropping the {} first check: connected after {took:?}",
+            if from_offerer {
+                "offerer's"
+            } else {
+                "answerer's"
+            }
+        );
+    }
 }
