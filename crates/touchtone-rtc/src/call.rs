@@ -46,6 +46,17 @@ impl Call {
     /// Binds a UDP socket on `ip` (any free port) and creates a peer for it.
     pub async fn bind(ip: IpAddr, config: PeerConfig) -> Result<Call, RtcError> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        Call::with_socket(socket, config)
+    }
+
+    /// Runs on a UDP socket the application bound itself (a chosen port, another network namespace).
+    /// Must be called inside a tokio runtime.
+    pub fn from_std(socket: std::net::UdpSocket, config: PeerConfig) -> Result<Call, RtcError> {
+        socket.set_nonblocking(true)?;
+        Call::with_socket(UdpSocket::from_std(socket)?, config)
+    }
+
+    fn with_socket(socket: UdpSocket, config: PeerConfig) -> Result<Call, RtcError> {
         let local = socket.local_addr()?;
         let mut peer = Peer::new(Instant::now(), local, config)?;
         peer.set_idle_timeout(Some(DEFAULT_IDLE_TIMEOUT));

@@ -61,6 +61,8 @@ pub struct DigitInfo {
     pub ssrc: Option<u32>,
     /// How it arrived.
     pub source: DigitSource,
+    /// For an RFC 4733 key-up: whether an end packet, a newer event or the end timeout ended it.
+    pub end_cause: Option<touchtone::EndCause>,
 }
 
 /// An event of a [`Peer`](crate::Peer).

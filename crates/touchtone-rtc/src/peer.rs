@@ -830,6 +830,7 @@ impl Peer {
                 at: self.now,
                 ssrc: Some(ssrc),
                 source: DigitSource::Inband,
+                end_cause: None,
             };
             self.events.push_back(if d.end {
                 PeerEvent::KeyUp(info)
@@ -876,6 +877,7 @@ fn digit_event(d: &DigitEvent, source: DigitSource) -> PeerEvent {
         at: d.at(),
         ssrc: Some(d.ssrc()),
         source,
+        end_cause: d.end_cause(),
     };
     if d.is_end() {
         PeerEvent::KeyUp(info)
