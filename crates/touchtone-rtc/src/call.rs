@@ -238,6 +238,18 @@ async fn wait_until(deadline: Instant, playout: Option<Instant>, window: Duratio
     }
 }
 
+/// One datagram already queued in the socket, read with a direct non-blocking `recvfrom`. tokio's
+/// `try_recv_from` is not enough: after a stall the runtime can wake the timer before it has seen the
+/// socket become readable, and then reports `WouldBlock` with datagrams waiting.
+fn recv_queued(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    let sock = socket2::SockRef::from(socket);
+    // SAFETY: `recv_from` only writes initialized bytes into the buffer, and `u8` and
+    // `MaybeUninit<u8>` have the same layout.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    let (n, from) = sock.recv_from(uninit).ok()?;
+    Some((n, from.as_socket()?))
+}
+
 /// How many queued datagrams one wake-up reads before its timers run.
 const DRAIN_LIMIT: usize = 256;
 
@@ -325,7 +337,7 @@ async fn run(
                     let _ = ev_tx.send(ev);
                 }
                 let (read, result) = queued_then_timers(&mut peer, Instant::now(), &mut buf, |b| {
-                    socket.try_recv_from(b).ok()
+                    recv_queued(&socket, b)
                 });
                 stats.datagrams_in.fetch_add(read, Ordering::Relaxed);
                 result

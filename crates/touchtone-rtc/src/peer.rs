@@ -318,7 +318,8 @@ impl Peer {
         (self.packets_in, self.packets_out)
     }
 
-    /// Feeds a UDP datagram that arrived at `now` from `source`.
+    /// Feeds a UDP datagram that arrived at `now` from `source`. Runs no timers: call
+    /// [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) is due.
     pub fn handle_receive(
         &mut self,
         now: Instant,
@@ -356,8 +357,9 @@ impl Peer {
         self.rtc
             .handle_input(input)
             .map_err(|e| RtcError::Rtc(e.to_string()))?;
-        self.drain()?;
-        self.handle_timeout(now)
+        // Timers are left to `handle_timeout`: a driver that wakes after a stall reads every queued
+        // datagram before any timer (the receiver's end timeout among them) runs.
+        self.drain()
     }
 
     /// Ends the call after `timeout` without a datagram it accepted (ICE, DTLS or SRTP of this call;

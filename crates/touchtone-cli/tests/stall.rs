@@ -1,0 +1,211 @@
+//! `touchtone serve` paused (SIGSTOP) and resumed mid-tone, and run on a CPU it shares with a busy loop:
+//! no digit is lost or shortened when its packets arrived.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use touchtone_rtc::{Call, PeerConfig, PeerEvent};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(wrapper: &[&str]) -> Server {
+    let bin = env!("CARGO_BIN_EXE_touchtone");
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = cmd
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    Server { child, addr }
+}
+
+/// Posts an offer; returns the answer and the call's path.
+fn post_offer(addr: &str, sdp: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /whip HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}\n{body}");
+    let location = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("location")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap();
+    (body.to_string(), location)
+}
+
+/// Streams the server's `digit` events of a call as (digit, duration ms).
+fn digits(addr: &str, path: &str) -> mpsc::Receiver<(String, f64)> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path}/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(s).lines() {
+            let Ok(line) = line else { return };
+            let Some(json) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(json.trim()) else {
+                continue;
+            };
+            if v["type"] == "digit" {
+                let d = (
+                    v["digit"].as_str().unwrap_or("?").to_string(),
+                    v["duration_ms"].as_f64().unwrap_or(-1.0),
+                );
+                if tx.send(d).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// A client dials `tones` (100 ms tones, 70 ms gaps) into the server; `during(k, server_pid)` runs on its
+/// own thread when tone `k` starts, while the client keeps sending. Returns what the server reported.
+fn dial_into(
+    srv: &Server,
+    tones: &str,
+    during: impl Fn(usize, u32) + Clone + Send + 'static,
+) -> Vec<(String, f64)> {
+    let pid = srv.child.id();
+    let addr = srv.addr.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut call = Call::bind("127.0.0.1".parse().unwrap(), PeerConfig::default())
+            .await
+            .unwrap();
+        let offer = call.peer.create_offer().unwrap();
+        let (answer, path) = post_offer(&addr, &offer);
+        call.peer.accept_answer(Instant::now(), &answer).unwrap();
+        let events = digits(&addr, &path);
+        let mut client = call.spawn();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !client.can_insert_dtmf().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert!(tokio::time::Instant::now() < deadline, "connect in time");
+        }
+        client.insert_dtmf(tones, 100, 70).await.unwrap().unwrap();
+        let mut k = 0;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, client.next_event())
+                .await
+                .expect("tones played in time")
+                .expect("call alive");
+            if let PeerEvent::ToneChange { tone, .. } = ev {
+                if tone.is_empty() {
+                    break;
+                }
+                let during = during.clone();
+                std::thread::spawn(move || during(k, pid));
+                k += 1;
+            }
+        }
+        let mut got = vec![];
+        while got.len() < tones.len() {
+            match events.recv_timeout(Duration::from_secs(5)) {
+                Ok(d) => got.push(d),
+                Err(_) => break,
+            }
+        }
+        client.close();
+        got
+    })
+}
+
+fn assert_exact(got: &[(String, f64)], tones: &str) {
+    let digits: String = got.iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(digits, tones, "{got:?}");
+    for (d, ms) in got {
+        assert!((ms - 100.0).abs() <= 20.0, "{d} lasted {ms} ms: {got:?}");
+    }
+}
+
+#[test]
+fn a_stall_mid_tone_does_not_shorten_the_digit() {
+    let srv = serve(&[]);
+    // Tone 1 and 3: the server stops 50 ms into the tone for 400 ms, past the 250 ms end timeout,
+    // while the tone's packets keep arriving in its socket.
+    let got = dial_into(&srv, "5858", |k, pid| {
+        if k % 2 == 1 {
+            std::thread::sleep(Duration::from_millis(50));
+            signal(pid, "-STOP");
+            std::thread::sleep(Duration::from_millis(400));
+            signal(pid, "-CONT");
+        }
+    });
+    assert_exact(&got, "5858");
+}
+
+#[test]
+fn a_server_sharing_its_cpu_with_a_busy_loop_hears_every_digit() {
+    // The server pinned to CPU 0 next to a process that never sleeps there.
+    if Command::new("taskset").arg("-V").output().is_err() {
+        panic!("taskset (util-linux) is needed for this test");
+    }
+    let mut hog = Command::new("taskset")
+        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    let srv = serve(&["taskset", "-c", "0"]);
+    let got = dial_into(&srv, "0123456789", |_, _| {});
+    let _ = hog.kill();
+    let _ = hog.wait();
+    assert_exact(&got, "0123456789");
+}
