@@ -5,7 +5,8 @@
 //! otherwise with telephone-event/8000 (Firefox offers Opus/48000 with telephone-event/8000 only, as does
 //! SIP gear), the rate every RFC 4733 peer knows; any other pairing (PCMU with telephone-event/48000 only)
 //! has no DTMF. Its events are those both sides support: the offer's
-//! list intersected with DTMF `0-15`. A telephone-event whose list has no DTMF event is left out.
+//! list intersected with DTMF `0-15`. A telephone-event whose list has no DTMF event is left out, and so
+//! is one on payload type 64-95, which collides with RTCP under rtcp-mux (RFC 5761).
 //!
 //! str0m reads only the `0-N` form of the list, so SDP is rewritten before str0m sees it (lists and ranges
 //! in any order become `0-N`, a telephone-event with no DTMF event is removed) and the answer's list is
@@ -33,7 +34,8 @@ pub struct Normalized {
     pub sdp: String,
     /// The telephone-events of the first audio m-line that stayed, in offer order.
     pub events: Vec<OfferedEvents>,
-    /// The telephone-events removed because no DTMF event was in their list (or it was unreadable).
+    /// The telephone-events removed: no DTMF event in their list (or it was unreadable), or a payload
+    /// type in 64-95, which RFC 5761 forbids with rtcp-mux.
     pub removed: Vec<u8>,
 }
 
@@ -100,7 +102,10 @@ fn normalize_section(section: &[&str]) -> (Vec<String>, Vec<(OfferedEvents, bool
                 remote,
                 common,
             };
-            tes.push((offered, common.is_empty()));
+            // With rtcp-mux (always on in WebRTC) payload types 64-95 collide with RTCP packet types
+            // 192-223 (RFC 5761 section 4): such a telephone-event cannot be used.
+            let collides = (64..=95).contains(&pt);
+            tes.push((offered, common.is_empty() || collides));
         }
     }
     let removed: Vec<u8> = tes.iter().filter(|e| e.1).map(|e| e.0.pt).collect();
@@ -261,6 +266,18 @@ mod tests {
             );
             assert!(!n.sdp.contains("telephone-event"));
         }
+    }
+
+    #[test]
+    fn a_telephone_event_on_a_payload_type_rtcp_mux_forbids_is_removed() {
+        let sdp = offer("a=fmtp:101 0-15\r\n")
+            .replace(" 111 101", " 111 72")
+            .replace("a=rtpmap:101", "a=rtpmap:72")
+            .replace("a=fmtp:101", "a=fmtp:72");
+        let n = normalize(&sdp);
+        assert!(n.events.is_empty());
+        assert_eq!(n.removed, [72]);
+        assert!(!n.sdp.contains("telephone-event"), "{}", n.sdp);
     }
 
     #[test]

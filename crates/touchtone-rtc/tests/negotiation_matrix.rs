@@ -246,6 +246,13 @@ fn rows() -> Vec<Row> {
             te: Some(("telephone-event/8000", "0-15")),
         },
         Row {
+            name: "te on payload type 72: RTCP's range under rtcp-mux (RFC 5761), DTMF unavailable",
+            offerer: cfg(&[Pcmu], &[]),
+            shape: Box::new(|s: &str| renumber(s, pt_of(s, "telephone-event/8000").unwrap(), 72)),
+            codec: Some(Pcmu),
+            te: None,
+        },
+        Row {
             name: "no telephone-event at all: DTMF unavailable",
             offerer: PeerConfig {
                 telephone_event: false,
