@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use touchtone::sender::{DURATION_RANGE_MS, PACKET_INTERVAL_MS};
-use touchtone_rtc::{AudioCodec, Call, CallHandle, PeerConfig, PeerEvent};
+use touchtone_rtc::{AudioCodec, Call, CallHandle, ConnectionState, PeerConfig, PeerEvent};
 
 use crate::Failure;
 use crate::output::outln;
@@ -59,8 +59,9 @@ impl Printer {
                 json_line(&EventLine::of(peer, ev, self.start));
             }
             Format::Text => match ev {
-                PeerEvent::State { kind, state } => {
-                    outln!("{}: {} state changed to: {state}", peer, kind.name())
+                ev if ev.state().is_some() => {
+                    let (kind, state) = ev.state().expect("a state change");
+                    outln!("{peer}: {kind} state changed to: {state}")
                 }
                 PeerEvent::Candidate(c) => outln!("{peer}: ICE candidate: {c}"),
                 PeerEvent::Negotiated(n) => outln!("{peer}: negotiated {}", negotiated_str(n)),
@@ -179,13 +180,7 @@ async fn dial(args: Args) -> Result<(), Failure> {
         let Some((peer, ev)) = ev else { break };
         printer.event(peer, &ev);
         match (&ev, peer) {
-            (
-                PeerEvent::State {
-                    state: "connected",
-                    kind,
-                },
-                "caller",
-            ) if kind.name() == "connection" && !dialed => {
+            (PeerEvent::Connection(ConnectionState::Connected), "caller") if !dialed => {
                 dialed = true;
                 if args.format == Format::Text {
                     outln!("Sending DTMF: \"{}\"", args.tones);
@@ -215,11 +210,9 @@ async fn dial(args: Args) -> Result<(), Failure> {
 }
 
 async fn insert(a: &CallHandle, args: &Args) -> Result<(), Failure> {
-    match a.insert_dtmf(&args.tones, args.duration, args.gap).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Failure::check(format!("insertDTMF failed: {e}"))),
-        Err(e) => Err(Failure::check(e.to_string())),
-    }
+    a.insert_dtmf(&args.tones, args.duration, args.gap)
+        .await
+        .map_err(|e| Failure::check(format!("insertDTMF failed: {e}")))
 }
 
 /// How long the tones take to play.

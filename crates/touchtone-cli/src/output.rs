@@ -147,6 +147,13 @@ pub enum EventLine<'a> {
         /// Milliseconds since the start.
         t_ms: f64,
     },
+    /// An event this version does not describe further.
+    Other {
+        /// Milliseconds since the start.
+        t_ms: f64,
+        /// Which peer.
+        peer: &'a str,
+    },
     /// The call ended.
     Closed {
         /// Milliseconds since the start.
@@ -162,12 +169,18 @@ impl<'a> EventLine<'a> {
         let t = |at: Instant| ms(at.saturating_duration_since(start).as_secs_f64() * 1000.0);
         let now = t(Instant::now());
         match ev {
-            PeerEvent::State { kind, state } => EventLine::State {
-                t_ms: now,
-                peer,
-                kind: kind.name(),
-                state,
-            },
+            PeerEvent::Signaling(_)
+            | PeerEvent::IceGathering(_)
+            | PeerEvent::IceConnection(_)
+            | PeerEvent::Connection(_) => {
+                let (kind, state) = ev.state().expect("a state change");
+                EventLine::State {
+                    t_ms: now,
+                    peer,
+                    kind,
+                    state,
+                }
+            }
             PeerEvent::Candidate(c) => EventLine::Candidate {
                 t_ms: now,
                 peer,
@@ -195,6 +208,7 @@ impl<'a> EventLine<'a> {
                 t_ms: t(d.at),
             },
             PeerEvent::Closed => EventLine::Closed { t_ms: now, peer },
+            _ => EventLine::Other { t_ms: now, peer },
         }
     }
 }

@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use touchtone_rtc::{Call, Peer, PeerConfig, PeerEvent, StateKind};
+use touchtone_rtc::{Call, ConnectionState, Peer, PeerConfig, PeerEvent};
 
 struct Server {
     child: Child,
@@ -303,10 +303,7 @@ fn the_server_dials_a_client_which_hears_every_digit() {
                 .unwrap_or_else(|_| panic!("timed out; connected: {connected}, digits: {digits:?}"))
                 .expect("the call ended early");
             match ev {
-                PeerEvent::State {
-                    kind: StateKind::Connection,
-                    state: "connected",
-                } if !connected => {
+                PeerEvent::Connection(ConnectionState::Connected) if !connected => {
                     connected = true;
                     let (addr, path) = (addr.clone(), format!("{location}/dtmf"));
                     let (status, _, body) = tokio::task::spawn_blocking(move || {

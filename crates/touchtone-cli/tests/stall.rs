@@ -141,7 +141,7 @@ fn dial_into(
             tokio::time::sleep(Duration::from_millis(10)).await;
             assert!(tokio::time::Instant::now() < deadline, "connect in time");
         }
-        client.insert_dtmf(tones, 100, 70).await.unwrap().unwrap();
+        client.insert_dtmf(tones, 100, 70).await.unwrap();
         let mut k = 0;
         loop {
             let ev = tokio::time::timeout_at(deadline, client.next_event())

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use touchtone_rtc::call::DEFAULT_YIELD_WINDOW;
-use touchtone_rtc::{AudioCodec, Call, PeerConfig, PeerEvent, StateKind};
+use touchtone_rtc::{AudioCodec, Call, ConnectionState, PeerConfig, PeerEvent};
 
 const TONES: usize = 500;
 const DURATION_MS: u32 = 40;
@@ -67,20 +67,13 @@ async fn run(runtime: &str, codec: AudioCodec, window: Duration) {
     let mut a = a.spawn();
     let mut b = b.spawn();
     loop {
-        if let Some(PeerEvent::State {
-            kind: StateKind::Connection,
-            state: "connected",
-        }) = a.next_event().await
-        {
+        if let Some(PeerEvent::Connection(ConnectionState::Connected)) = a.next_event().await {
             break;
         }
     }
     let tones: String = "0123456789*#ABCD".chars().cycle().take(TONES).collect();
     let (cpu_start, wall_start) = (cpu_time(), Instant::now());
-    a.insert_dtmf(&tones, DURATION_MS, GAP_MS)
-        .await
-        .unwrap()
-        .unwrap();
+    a.insert_dtmf(&tones, DURATION_MS, GAP_MS).await.unwrap();
     let mut changes: Vec<(Instant, Instant)> = vec![]; // (due, seen)
     let mut downs: Vec<Instant> = vec![];
     let mut ups = 0;

@@ -9,9 +9,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use touchtone::DtmfError;
 
-use crate::error::RtcError;
+use crate::error::{InsertDtmfError, RtcError};
 use crate::event::PeerEvent;
-use crate::peer::{Peer, PeerConfig};
+use crate::peer::{Peer, PeerConfig, Transmit};
 use crate::record::{PcapngRecorder, RecordError};
 
 /// Default time without any datagram from the remote after which a call is ended.
@@ -22,6 +22,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// worker awake, so the event goes out on time. Longer windows cost CPU and measured no better.
 pub const DEFAULT_YIELD_WINDOW: Duration = Duration::from_millis(2);
 
+#[derive(Debug)]
 enum Command {
     Insert {
         tones: String,
@@ -34,6 +35,7 @@ enum Command {
 }
 
 /// A peer bound to its UDP socket, before it runs.
+#[derive(Debug)]
 pub struct Call {
     /// The sans-IO peer; use it for offer/answer before [`Call::spawn`].
     pub peer: Peer,
@@ -92,7 +94,7 @@ impl Call {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let local = self.peer.local_addr();
-        let stats = Arc::new(CallStats::default());
+        let stats = Arc::new(Counters::default());
         tokio::spawn(run(self, cmd_rx, ev_tx, stats.clone()));
         CallHandle {
             control: CallControl {
@@ -105,16 +107,25 @@ impl Call {
     }
 }
 
-/// Datagram counters of a call, readable while it runs.
+/// The call's counters, updated by its task.
 #[derive(Debug, Default)]
+struct Counters {
+    datagrams_in: AtomicU64,
+    datagrams_out: AtomicU64,
+}
+
+/// A snapshot of a call's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallStats {
     /// UDP datagrams received.
-    pub datagrams_in: AtomicU64,
+    pub datagrams_in: u64,
     /// UDP datagrams sent.
-    pub datagrams_out: AtomicU64,
+    pub datagrams_out: u64,
 }
 
 /// The application's side of a running call.
+#[derive(Debug)]
 pub struct CallHandle {
     control: CallControl,
     events: mpsc::UnboundedReceiver<PeerEvent>,
@@ -125,7 +136,16 @@ pub struct CallHandle {
 pub struct CallControl {
     cmd: mpsc::UnboundedSender<Command>,
     local: SocketAddr,
-    stats: Arc<CallStats>,
+    stats: Arc<Counters>,
+}
+
+impl std::fmt::Debug for CallControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallControl")
+            .field("local", &self.local)
+            .field("ended", &self.is_ended())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CallHandle {
@@ -156,7 +176,7 @@ impl CallControl {
         tones: &str,
         duration_ms: u32,
         gap_ms: u32,
-    ) -> Result<Result<(), DtmfError>, RtcError> {
+    ) -> Result<(), InsertDtmfError> {
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Insert {
@@ -165,8 +185,8 @@ impl CallControl {
                 gap_ms,
                 reply,
             })
-            .map_err(|_| RtcError::CallEnded)?;
-        rx.await.map_err(|_| RtcError::CallEnded)
+            .map_err(|_| InsertDtmfError::CallEnded)?;
+        Ok(rx.await.map_err(|_| InsertDtmfError::CallEnded)??)
     }
 
     /// `canInsertDTMF` of the call's audio sender.
@@ -178,9 +198,12 @@ impl CallControl {
         rx.await.unwrap_or(false)
     }
 
-    /// Datagram counters.
-    pub fn stats(&self) -> &CallStats {
-        &self.stats
+    /// The call's counters now.
+    pub fn stats(&self) -> CallStats {
+        CallStats {
+            datagrams_in: self.stats.datagrams_in.load(Ordering::Relaxed),
+            datagrams_out: self.stats.datagrams_out.load(Ordering::Relaxed),
+        }
     }
 
     /// Hangs up; events up to `Closed` still arrive.
@@ -279,7 +302,7 @@ async fn run(
     call: Call,
     mut cmd_rx: mpsc::UnboundedReceiver<Command>,
     ev_tx: mpsc::UnboundedSender<PeerEvent>,
-    stats: Arc<CallStats>,
+    stats: Arc<Counters>,
 ) {
     let Call {
         mut peer,
@@ -303,7 +326,11 @@ async fn run(
                 peer.set_record_rtp(false);
             }
         }
-        while let Some((dst, data)) = peer.poll_transmit() {
+        while let Some(Transmit {
+            destination: dst,
+            contents: data,
+        }) = peer.poll_transmit()
+        {
             match socket.send_to(&data, dst).await {
                 Ok(_) => {
                     stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
@@ -386,11 +413,11 @@ mod tests {
         a.accept_answer(now, &answer).unwrap();
         while !(a.is_connected() && b.is_connected() && a.can_insert_dtmf()) {
             let mut moved = false;
-            while let Some((_, d)) = a.poll_transmit() {
+            while let Some(Transmit { contents: d, .. }) = a.poll_transmit() {
                 b.handle_receive(now, a_addr, &d).unwrap();
                 moved = true;
             }
-            while let Some((_, d)) = b.poll_transmit() {
+            while let Some(Transmit { contents: d, .. }) = b.poll_transmit() {
                 a.handle_receive(now, b_addr, &d).unwrap();
                 moved = true;
             }
@@ -434,7 +461,7 @@ mod tests {
                 .unwrap();
             now = next.max(now).min(start + ms(600));
             a.handle_timeout(now).unwrap();
-            while let Some((_, d)) = a.poll_transmit() {
+            while let Some(Transmit { contents: d, .. }) = a.poll_transmit() {
                 queue.push_back(d);
             }
             if now < stall.0 || now >= stall.1 {

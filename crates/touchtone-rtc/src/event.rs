@@ -2,30 +2,84 @@
 
 use std::time::{Duration, Instant};
 
-/// Which state machine changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateKind {
-    /// Offer/answer (`have-local-offer`, `have-remote-offer`, `stable`).
-    Signaling,
-    /// ICE candidate gathering (`complete`: host candidates are known up front).
-    IceGathering,
-    /// ICE connectivity (`checking`, `connected`, `disconnected`, ...).
-    IceConnection,
-    /// The whole peer connection (`connecting`, `connected`, `closed`).
-    Connection,
+/// The offer/answer state, as the W3C `signalingState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignalingState {
+    /// No offer/answer exchange in progress.
+    Stable,
+    /// Our offer awaits the remote's answer.
+    HaveLocalOffer,
+    /// The remote's offer is being answered.
+    HaveRemoteOffer,
 }
 
-impl StateKind {
-    /// The name used in logs and JSON (`signaling`, `ice-gathering`, `ice-connection`, `connection`).
-    pub fn name(self) -> &'static str {
-        match self {
-            StateKind::Signaling => "signaling",
-            StateKind::IceGathering => "ice-gathering",
-            StateKind::IceConnection => "ice-connection",
-            StateKind::Connection => "connection",
-        }
-    }
+/// ICE candidate gathering, as the W3C `iceGatheringState` (host candidates are known up front).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IceGatheringState {
+    /// Every local candidate is known.
+    Complete,
 }
+
+/// ICE connectivity, as the W3C `iceConnectionState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IceConnectionState {
+    /// No checks yet.
+    New,
+    /// Checking candidate pairs.
+    Checking,
+    /// A pair works.
+    Connected,
+    /// Checks are done and a pair works.
+    Completed,
+    /// The working pair stopped answering.
+    Disconnected,
+}
+
+/// The whole connection, as the W3C `connectionState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// ICE and DTLS are being set up.
+    Connecting,
+    /// ICE and DTLS are up: media and DTMF flow.
+    Connected,
+    /// The call ended.
+    Closed,
+}
+
+macro_rules! state_names {
+    ($ty:ty, $kind:literal, $($variant:ident => $name:literal),+ $(,)?) => {
+        impl $ty {
+            /// The W3C name of the state (`"connected"`, `"have-local-offer"`, ...).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name),+
+                }
+            }
+
+            /// The name of the state machine in logs and JSON.
+            pub const KIND: &'static str = $kind;
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+state_names!(SignalingState, "signaling",
+    Stable => "stable", HaveLocalOffer => "have-local-offer", HaveRemoteOffer => "have-remote-offer");
+state_names!(IceGatheringState, "ice-gathering", Complete => "complete");
+state_names!(IceConnectionState, "ice-connection",
+    New => "new", Checking => "checking", Connected => "connected", Completed => "completed",
+    Disconnected => "disconnected");
+state_names!(ConnectionState, "connection",
+    Connecting => "connecting", Connected => "connected", Closed => "closed");
 
 /// How a digit reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,16 +121,20 @@ pub struct DigitInfo {
 
 /// An event of a [`Peer`](crate::Peer).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PeerEvent {
-    /// A state machine moved to `state`.
-    State {
-        /// Which one.
-        kind: StateKind,
-        /// Its new state, as in the W3C API.
-        state: &'static str,
-    },
+    /// The offer/answer state changed.
+    Signaling(SignalingState),
+    /// ICE gathering changed.
+    IceGathering(IceGatheringState),
+    /// ICE connectivity changed.
+    IceConnection(IceConnectionState),
+    /// The connection changed.
+    Connection(ConnectionState),
     /// A local ICE candidate (`addr udp host`).
     Candidate(String),
+    /// Offer/answer settled: the codec and the telephone-event (none: DTMF is unavailable on this call).
+    Negotiated(crate::Negotiated),
     /// The local DTMF sender's `tonechange`.
     ToneChange {
         /// The tone, `","` or `""` at the end.
@@ -84,12 +142,23 @@ pub enum PeerEvent {
         /// When it was due.
         at: Instant,
     },
-    /// Offer/answer settled: the codec and the telephone-event (none: DTMF is unavailable on this call).
-    Negotiated(crate::Negotiated),
     /// A remote key went down.
     KeyDown(DigitInfo),
     /// A remote key went up, with its duration.
     KeyUp(DigitInfo),
     /// The call ended.
     Closed,
+}
+
+impl PeerEvent {
+    /// For a state change: the state machine's name and its new state (`("connection", "connected")`).
+    pub fn state(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            PeerEvent::Signaling(s) => Some((SignalingState::KIND, s.as_str())),
+            PeerEvent::IceGathering(s) => Some((IceGatheringState::KIND, s.as_str())),
+            PeerEvent::IceConnection(s) => Some((IceConnectionState::KIND, s.as_str())),
+            PeerEvent::Connection(s) => Some((ConnectionState::KIND, s.as_str())),
+            _ => None,
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! [`Peer`] is sans-IO (datagrams and instants in, datagrams and events out); [`Call`] runs a peer on a
 //! tokio UDP socket and gives an async handle to insert DTMF, read events and hang up.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 pub mod call;
 pub mod codec;
@@ -15,8 +15,11 @@ pub mod record;
 
 pub use call::{Call, CallControl, CallHandle, CallStats};
 pub use codec::AudioCodec;
-pub use error::RtcError;
-pub use event::{DigitInfo, DigitSource, PeerEvent, StateKind};
-pub use peer::{DurationClock, Negotiated, Peer, PeerConfig};
+pub use error::{InsertDtmfError, NegotiationError, RtcError};
+pub use event::{
+    ConnectionState, DigitInfo, DigitSource, IceConnectionState, IceGatheringState, PeerEvent,
+    SignalingState,
+};
+pub use peer::{DurationClock, Negotiated, Peer, PeerConfig, Transmit};
 pub use record::{PcapngRecorder, RecordError, RtpRecord};
 pub use str0m::media::Direction;

@@ -10,13 +10,16 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 use touchtone::inband::{Detector, ToneGenerator, g711};
 use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, EventSet, RtpInfo};
 
 use crate::codec::{AudioCodec, configure, telephone_event_rates};
-use crate::error::RtcError;
-use crate::event::{DigitInfo, DigitSource, PeerEvent, StateKind};
+use crate::error::{NegotiationError, RtcError};
+use crate::event::{
+    ConnectionState, DigitInfo, DigitSource, IceConnectionState as IceState, IceGatheringState,
+    PeerEvent, SignalingState,
+};
 use crate::negotiation::{self, OfferedEvents};
 use crate::record::{RtpRecord, rtp_header};
 
@@ -96,6 +99,15 @@ pub struct Negotiated {
     pub tele_events: EventSet,
 }
 
+/// A UDP datagram the peer wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// Its bytes.
+    pub contents: Vec<u8>,
+}
+
 /// One WebRTC call: SDP in and out, UDP datagrams in and out, DTMF both ways.
 pub struct Peer {
     rtc: Rtc,
@@ -115,7 +127,7 @@ pub struct Peer {
     audio_origin: Option<Instant>,
     next_frame: Option<Instant>,
     rtc_timeout: Instant,
-    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    transmits: VecDeque<Transmit>,
     events: VecDeque<PeerEvent>,
     packets_in: u64,
     packets_out: u64,
@@ -187,7 +199,8 @@ impl Peer {
             last_heard: now,
             idle_timeout: None,
         };
-        peer.state(StateKind::IceGathering, "complete");
+        peer.events
+            .push_back(PeerEvent::IceGathering(IceGatheringState::Complete));
         peer.events
             .push_back(PeerEvent::Candidate(format!("{local} udp host")));
         Ok(peer)
@@ -202,13 +215,12 @@ impl Peer {
     pub fn create_offer(&mut self) -> Result<String, RtcError> {
         let mut change = self.rtc.sdp_api();
         let mid = change.add_media(MediaKind::Audio, self.config.direction, None, None, None);
-        let (offer, pending) = change
-            .apply()
-            .ok_or_else(|| RtcError::Sdp("nothing to offer".into()))?;
+        let (offer, pending) = change.apply().ok_or(NegotiationError::NothingToOffer)?;
         self.mid = Some(mid);
         self.pending = Some(pending);
         self.drain()?;
-        self.state(StateKind::Signaling, "have-local-offer");
+        self.events
+            .push_back(PeerEvent::Signaling(SignalingState::HaveLocalOffer));
         Ok(offer.to_sdp_string())
     }
 
@@ -217,16 +229,13 @@ impl Peer {
         let pending = self
             .pending
             .take()
-            .ok_or_else(|| RtcError::Sdp("no offer is pending".into()))?;
+            .ok_or(NegotiationError::NoPendingOffer)?;
         let normalized = negotiation::normalize(sdp);
-        let answer = SdpAnswer::from_sdp_string(&normalized.sdp)
-            .map_err(|e| RtcError::Sdp(e.to_string()))?;
+        let answer = SdpAnswer::from_sdp_string(&normalized.sdp)?;
         self.remote_events = normalized.events;
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| RtcError::Sdp(e.to_string()))?;
-        self.state(StateKind::Signaling, "stable");
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        self.events
+            .push_back(PeerEvent::Signaling(SignalingState::Stable));
         self.after_negotiation(now)
     }
 
@@ -237,13 +246,12 @@ impl Peer {
         for pt in &normalized.removed {
             tracing::debug!("telephone-event {pt} declined: its event list has no DTMF event");
         }
-        let offer =
-            SdpOffer::from_sdp_string(&normalized.sdp).map_err(|e| RtcError::Sdp(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(&normalized.sdp)?;
         let audio = offer
             .media_lines
             .iter()
             .find(|m| m.typ.to_string() == "audio" && !m.disabled)
-            .ok_or_else(|| RtcError::Sdp("the offer has no audio m-line".into()))?;
+            .ok_or(NegotiationError::NoAudio)?;
         self.mid = Some(audio.mid());
         // Answer with the offer's first codec we speak, and telephone-event at its clock rate only.
         let params = audio.rtp_params();
@@ -252,22 +260,18 @@ impl Peer {
             AudioCodec::from_str0m(p.spec().codec).filter(|c| self.config.codecs.contains(c))
         });
         let Some(chosen) = chosen else {
-            return Err(RtcError::Sdp(
-                "the offer has no audio codec in common (opus, pcmu, pcma)".into(),
-            ));
+            return Err(NegotiationError::NoCommonCodec.into());
         };
         let te = negotiation::choose(&normalized.events, chosen.clock_rate())
             .filter(|_| self.config.telephone_event);
         let rates: Vec<u32> = te.iter().map(|t| t.clock_rate).collect();
         self.rtc = build_rtc(now, self.local, &[chosen], &rates)?;
         self.remote_events = normalized.events;
-        self.state(StateKind::Signaling, "have-remote-offer");
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| RtcError::Sdp(e.to_string()))?;
-        self.state(StateKind::Signaling, "stable");
+        self.events
+            .push_back(PeerEvent::Signaling(SignalingState::HaveRemoteOffer));
+        let answer = self.rtc.sdp_api().accept_offer(offer)?;
+        self.events
+            .push_back(PeerEvent::Signaling(SignalingState::Stable));
         self.after_negotiation(now)?;
         Ok(negotiation::restore_event_lists(
             &answer.to_sdp_string(),
@@ -354,9 +358,7 @@ impl Peer {
         }
         self.last_heard = now;
         self.remote = Some(source);
-        self.rtc
-            .handle_input(input)
-            .map_err(|e| RtcError::Rtc(e.to_string()))?;
+        self.rtc.handle_input(input)?;
         // Timers are left to `handle_timeout`: a driver that wakes after a stall reads every queued
         // datagram before any timer (the receiver's end timeout among them) runs.
         self.drain()
@@ -387,9 +389,7 @@ impl Peer {
             return Ok(());
         }
         if self.rtc_timeout <= now {
-            self.rtc
-                .handle_input(Input::Timeout(now))
-                .map_err(|e| RtcError::Rtc(e.to_string()))?;
+            self.rtc.handle_input(Input::Timeout(now))?;
             self.drain()?;
         }
         self.run_playout(now);
@@ -481,6 +481,7 @@ impl Peer {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must run next.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
             return None;
@@ -509,16 +510,19 @@ impl Peer {
     }
 
     /// The next RTP packet sent or received, while recording.
+    #[must_use]
     pub fn poll_rtp_record(&mut self) -> Option<RtpRecord> {
         self.records.pop_front()
     }
 
-    /// The next datagram to send: destination and bytes.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
     /// The next event for the application.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
         self.events.pop_front()
     }
@@ -550,12 +554,9 @@ impl Peer {
             }
         }
         self.collect_digits();
-        self.state(StateKind::Connection, "closed");
+        self.events
+            .push_back(PeerEvent::Connection(ConnectionState::Closed));
         self.events.push_back(PeerEvent::Closed);
-    }
-
-    fn state(&mut self, kind: StateKind, state: &'static str) {
-        self.events.push_back(PeerEvent::State { kind, state });
     }
 
     fn media_time(&self, t: Instant) -> u32 {
@@ -604,7 +605,7 @@ impl Peer {
         self.now = now;
         self.drain()?;
         let Some(media) = self.mid.and_then(|m| self.rtc.media(m)) else {
-            return Err(RtcError::Sdp("no audio m-line".into()));
+            return Err(NegotiationError::NoAudio.into());
         };
         let direction = media.direction();
         let params: Vec<_> = self.rtc.codec_config().params().to_vec();
@@ -615,7 +616,7 @@ impl Peer {
             AudioCodec::from_str0m(spec.codec).map(|c| (c, *pt))
         });
         let Some((codec, audio_pt)) = chosen else {
-            return Err(RtcError::Sdp("no common audio codec".into()));
+            return Err(NegotiationError::NoCommonCodec.into());
         };
         let teles: Vec<OfferedEvents> = remote
             .iter()
@@ -681,18 +682,16 @@ impl Peer {
     /// Drains str0m's output until its next timeout, as str0m requires after every mutation.
     fn drain(&mut self) -> Result<(), RtcError> {
         loop {
-            match self
-                .rtc
-                .poll_output()
-                .map_err(|e| RtcError::Rtc(e.to_string()))?
-            {
+            match self.rtc.poll_output()? {
                 Output::Timeout(t) => {
                     self.rtc_timeout = t;
                     return Ok(());
                 }
                 Output::Transmit(t) => {
-                    self.transmits
-                        .push_back((t.destination, t.contents.to_vec()));
+                    self.transmits.push_back(Transmit {
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    });
                 }
                 Output::Event(e) => self.handle_rtc_event(e),
             }
@@ -702,21 +701,24 @@ impl Peer {
     fn handle_rtc_event(&mut self, e: Event) {
         match e {
             Event::IceConnectionStateChange(s) => {
-                let name = match s {
-                    IceConnectionState::New => "new",
-                    IceConnectionState::Checking => "checking",
-                    IceConnectionState::Connected => "connected",
-                    IceConnectionState::Completed => "completed",
-                    IceConnectionState::Disconnected => "disconnected",
+                use str0m::IceConnectionState as S;
+                let state = match s {
+                    S::New => IceState::New,
+                    S::Checking => IceState::Checking,
+                    S::Connected => IceState::Connected,
+                    S::Completed => IceState::Completed,
+                    S::Disconnected => IceState::Disconnected,
                 };
-                self.state(StateKind::IceConnection, name);
-                if s == IceConnectionState::Checking {
-                    self.state(StateKind::Connection, "connecting");
+                self.events.push_back(PeerEvent::IceConnection(state));
+                if s == S::Checking {
+                    self.events
+                        .push_back(PeerEvent::Connection(ConnectionState::Connecting));
                 }
             }
             Event::Connected => {
                 self.connected = true;
-                self.state(StateKind::Connection, "connected");
+                self.events
+                    .push_back(PeerEvent::Connection(ConnectionState::Connected));
                 self.update_can_send(self.now);
             }
             Event::RtpPacket(p) => {
@@ -853,8 +855,7 @@ fn build_rtc(
     let mut builder = Rtc::builder().set_rtp_mode(true);
     configure(builder.codec_config(), codecs, telephone_event_rates);
     let mut rtc = builder.build(now);
-    let candidate =
-        Candidate::host(local, "udp").map_err(|e| RtcError::Candidate(e.to_string()))?;
+    let candidate = Candidate::host(local, "udp")?;
     rtc.add_local_candidate(candidate);
     Ok(rtc)
 }
@@ -885,5 +886,17 @@ fn digit_event(d: &DigitEvent, source: DigitSource) -> PeerEvent {
         PeerEvent::KeyUp(info)
     } else {
         PeerEvent::KeyDown(info)
+    }
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("negotiated", &self.negotiated)
+            .field("connected", &self.connected)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
     }
 }

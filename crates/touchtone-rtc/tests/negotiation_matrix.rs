@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use touchtone::{DtmfError, EventSet};
 use touchtone_rtc::{
-    AudioCodec, Call, CallHandle, DigitSource, DurationClock, Peer, PeerConfig, PeerEvent,
-    StateKind,
+    AudioCodec, Call, CallHandle, ConnectionState, DigitSource, DurationClock, InsertDtmfError,
+    Peer, PeerConfig, PeerEvent,
 };
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -300,13 +300,7 @@ async fn wait_connected(h: &mut CallHandle) {
             .await
             .expect("connect in time")
             .expect("call alive");
-        if matches!(
-            ev,
-            PeerEvent::State {
-                kind: StateKind::Connection,
-                state: "connected"
-            }
-        ) {
+        if matches!(ev, PeerEvent::Connection(ConnectionState::Connected)) {
             return;
         }
     }
@@ -384,8 +378,8 @@ async fn check_row(row: &Row) {
             row.name
         );
         assert_eq!(
-            b.insert_dtmf("1", 100, 70).await.unwrap(),
-            Err(DtmfError::InvalidState),
+            b.insert_dtmf("1", 100, 70).await,
+            Err(InsertDtmfError::Dtmf(DtmfError::InvalidState)),
             "{}",
             row.name
         );
@@ -399,8 +393,8 @@ async fn check_row(row: &Row) {
         row.name
     );
     // Digits both listed events allow (0-11 is the narrowest row).
-    a.insert_dtmf("159#", 100, 70).await.unwrap().unwrap();
-    b.insert_dtmf("*08", 100, 70).await.unwrap().unwrap();
+    a.insert_dtmf("159#", 100, 70).await.unwrap();
+    b.insert_dtmf("*08", 100, 70).await.unwrap();
     let (at_b, at_a) = tokio::join!(key_ups(&mut b, 4), key_ups(&mut a, 3));
     for (got, want) in [(at_b, "159#"), (at_a, "*08")] {
         let digits: String = got.iter().map(|g| g.0).collect();
@@ -458,7 +452,7 @@ async fn opus_with_te_8000_sends_audio_clock_durations_by_default() {
     let (mut a, mut b) = (a.spawn(), b.spawn());
     wait_connected(&mut a).await;
     wait_connected(&mut b).await;
-    b.insert_dtmf("4", 100, 70).await.unwrap().unwrap();
+    b.insert_dtmf("4", 100, 70).await.unwrap();
     let got = key_ups(&mut a, 1).await;
     assert_eq!(got[0].0, '4');
     assert!((got[0].1 - 600.0).abs() <= 1.0, "{got:?}");

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use touchtone_rtc::{AudioCodec, Peer, PeerConfig, PeerEvent};
+use touchtone_rtc::{AudioCodec, Peer, PeerConfig, PeerEvent, Transmit};
 
 /// Which datagrams the network drops: (from a, index among that side's datagrams, bytes) -> drop.
 type DropRule = Box<dyn FnMut(bool, usize, &[u8]) -> bool>;
@@ -43,7 +43,11 @@ impl Pair {
     fn step(&mut self) {
         let (a_addr, b_addr) = (self.a.local_addr(), self.b.local_addr());
         let mut moved = false;
-        while let Some((dst, data)) = self.a.poll_transmit() {
+        while let Some(Transmit {
+            destination: dst,
+            contents: data,
+        }) = self.a.poll_transmit()
+        {
             assert_eq!(dst, b_addr);
             self.sent.0 += 1;
             if !self
@@ -55,7 +59,11 @@ impl Pair {
             }
             moved = true;
         }
-        while let Some((dst, data)) = self.b.poll_transmit() {
+        while let Some(Transmit {
+            destination: dst,
+            contents: data,
+        }) = self.b.poll_transmit()
+        {
             assert_eq!(dst, a_addr);
             self.sent.1 += 1;
             if !self
