@@ -255,7 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn subscribers_that_never_read_hold_no_copies() {
-        let log = EventLog::new(50, 1000);
+        let log = EventLog::new(50, 1002);
         let subs: Vec<_> = (0..1000).map(|_| log.subscribe(None).unwrap()).collect();
         for i in 0..100_000 {
             log.push(format!("{{\"n\":{i}}}"));
