@@ -1,5 +1,6 @@
 //! `touchtone serve`: the WHIP endpoint of `touchtone-whip` with the demo page, until a signal drains it.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -164,7 +165,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
 /// `timeout` passes, or a second signal comes; then hangs up what is left.
 async fn drain(hub: &Hub, timeout: Duration, signals: &mut Signals) {
     let live = hub.list().len();
-    eprintln!(
+    // Not eprintln!: a closed stderr must not stop the drain.
+    let _ = writeln!(
+        std::io::stderr(),
         "touchtone serve: draining {live} call(s), at most {timeout:?} (signal again to stop now)"
     );
     hub.drain();
