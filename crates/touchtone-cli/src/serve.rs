@@ -95,8 +95,10 @@ impl Args {
     }
 
     fn config(&self) -> Result<WhipConfig, Failure> {
-        if !(self.client_call_rate > 0.0) {
-            return Err(Failure::input("--client-call-rate must be above 0"));
+        if !self.client_call_rate.is_finite() || self.client_call_rate <= 0.0 {
+            return Err(Failure::input(
+                "--client-call-rate must be a number above 0",
+            ));
         }
         Ok(WhipConfig {
             rtc_bind: self.rtc_bind,

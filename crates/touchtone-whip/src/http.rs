@@ -59,38 +59,58 @@ fn has_media_type(headers: &HeaderMap, expected: &str) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(expected))
 }
 
-/// Reads a request body of at most `limit` bytes within the configured time. A `Content-Length`
+/// Why a request body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Over the limit (announced or received).
+    TooLarge(usize),
+    /// Not all there within the body read timeout.
+    Timeout,
+    /// The connection failed while reading.
+    Aborted,
+}
+
+impl IntoResponse for BodyError {
+    fn into_response(self) -> Response {
+        match self {
+            BodyError::TooLarge(limit) => error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("the body is over {limit} bytes"),
+            ),
+            BodyError::Timeout => error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                "the body did not arrive in time",
+            ),
+            BodyError::Aborted => error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "the body could not be read",
+            ),
+        }
+    }
+}
+
+/// Reads a request body of at most `max_body` bytes within `body_read_timeout`. A `Content-Length`
 /// over the limit is refused before anything is read (and before `100 Continue` is sent).
-async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
+async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, BodyError> {
     let cfg = hub.config();
     let limit = cfg.max_body;
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLarge",
-            format!("the body is over {limit} bytes"),
-        )
-    };
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(BodyError::TooLarge(limit));
     }
     let read = async {
         let mut out = Vec::new();
         let mut frames = body.into_data_stream();
         while let Some(chunk) = frames.next().await {
-            let chunk = chunk.map_err(|_| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    "the body could not be read",
-                )
-            })?;
+            let chunk = chunk.map_err(|_| BodyError::Aborted)?;
             if out.len() + chunk.len() > limit {
-                return Err(too_large());
+                return Err(BodyError::TooLarge(limit));
             }
             out.extend_from_slice(&chunk);
         }
@@ -98,13 +118,7 @@ async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Vec<u8>
     };
     tokio::time::timeout(cfg.body_read_timeout, read)
         .await
-        .unwrap_or_else(|_| {
-            Err(error(
-                StatusCode::REQUEST_TIMEOUT,
-                "RequestTimeout",
-                "the body did not arrive in time",
-            ))
-        })
+        .unwrap_or(Err(BodyError::Timeout))
 }
 
 /// `Authorization: Bearer <token>` when a token is configured (RFC 9725 section 4.5). Event streams
@@ -127,9 +141,13 @@ async fn require_token(State(hub): State<Hub>, req: Request, next: Next) -> Resp
     let from_query = (req.method() == Method::GET)
         .then(|| req.uri().query())
         .flatten()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
-    let given = from_header.or(from_query).unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+        .map(percent_decode);
+    let given = from_header
+        .map(|h| h.as_bytes().to_vec())
+        .or(from_query)
+        .unwrap_or_default();
+    if constant_time_eq(&given, token.as_bytes()) {
         return next.run(req).await;
     }
     let mut resp = error(
@@ -140,6 +158,29 @@ async fn require_token(State(hub): State<Hub>, req: Request, next: Next) -> Resp
     resp.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     resp
+}
+
+/// Decodes `%XX` escapes of a query value (other bytes are kept as they are).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Compares without stopping at the first difference, so the time taken does not reveal the token.
@@ -183,7 +224,7 @@ async fn offer(State(hub): State<Hub>, req: Request) -> Response {
     }
     let body = match read_body(&hub, &parts.headers, body).await {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let Ok(sdp) = std::str::from_utf8(&body) else {
         return error(
@@ -271,7 +312,7 @@ async fn dtmf(State(hub): State<Hub>, Path(id): Path<String>, req: Request) -> R
     let (parts, body) = req.into_parts();
     let body = match read_body(&hub, &parts.headers, body).await {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let req: DtmfRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -329,6 +370,11 @@ mod tests {
         assert!(!has_media_type(&h("application/sdpx"), "application/sdp"));
         assert!(!has_media_type(&h("text/plain"), "application/sdp"));
         assert!(!has_media_type(&HeaderMap::new(), "application/sdp"));
+    }
+
+    #[test]
+    fn query_tokens_are_percent_decoded() {
+        assert_eq!(percent_decode("a%2Bb%3d%zz%"), b"a+b=%zz%");
     }
 
     #[test]
