@@ -93,6 +93,17 @@ fn http(
     (status, head.to_string(), body.to_string())
 }
 
+/// Posts an SDP offer to `/whip`; returns (status, headers, body).
+fn post_sdp(addr: &str, sdp: &str) -> (u16, String, String) {
+    http(
+        addr,
+        "POST",
+        "/whip",
+        Some("application/sdp"),
+        sdp.as_bytes(),
+    )
+}
+
 /// The `Location` header of a response head.
 fn location(head: &str) -> String {
     head.lines()
@@ -119,13 +130,7 @@ fn offer() -> (Peer, String) {
 fn whip_answers_with_opus_and_telephone_event_48000_only() {
     let srv = serve(&[]);
     let (_, sdp) = offer();
-    let (status, head, answer) = http(
-        &srv.addr,
-        "POST",
-        "/whip",
-        Some("application/sdp"),
-        sdp.as_bytes(),
-    );
+    let (status, head, answer) = post_sdp(&srv.addr, &sdp);
     assert_eq!(status, 201, "{head}\n{answer}");
     assert!(
         head.to_ascii_lowercase()
@@ -281,13 +286,7 @@ fn terminate(srv: &mut Server, within: Duration) -> Option<std::process::ExitSta
 fn sigterm_drains_new_calls_get_503_and_live_ones_run_to_their_end() {
     let mut srv = serve_env(&[], &[("TOUCHTONE_DRAIN_TIMEOUT", "30")]);
     let (_, sdp) = offer();
-    let (status, head, _) = http(
-        &srv.addr,
-        "POST",
-        "/whip",
-        Some("application/sdp"),
-        sdp.as_bytes(),
-    );
+    let (status, head, _) = post_sdp(&srv.addr, &sdp);
     assert_eq!(status, 201);
     let location = location(&head);
     assert_eq!(
@@ -295,13 +294,7 @@ fn sigterm_drains_new_calls_get_503_and_live_ones_run_to_their_end() {
         None,
         "exited with a live call"
     );
-    let (status, head, body) = http(
-        &srv.addr,
-        "POST",
-        "/whip",
-        Some("application/sdp"),
-        sdp.as_bytes(),
-    );
+    let (status, head, body) = post_sdp(&srv.addr, &sdp);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("Draining"), "{body}");
     assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
@@ -328,17 +321,7 @@ fn sigterm_drains_new_calls_get_503_and_live_ones_run_to_their_end() {
 fn the_drain_timeout_hangs_up_what_is_left_and_exits_0() {
     let mut srv = serve(&["--drain-timeout", "1"]);
     let (_, sdp) = offer();
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            sdp.as_bytes()
-        )
-        .0,
-        201
-    );
+    assert_eq!(post_sdp(&srv.addr, &sdp).0, 201);
     let status = terminate(&mut srv, Duration::from_secs(10)).expect("exited");
     assert!(status.success(), "{status:?}");
 }
@@ -350,17 +333,7 @@ fn settings_come_from_the_environment_too() {
         &[("TOUCHTONE_MAX_CALLS", "1"), ("TOUCHTONE_TOKEN", "abc")],
     );
     let (_, sdp) = offer();
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            sdp.as_bytes()
-        )
-        .0,
-        401
-    );
+    assert_eq!(post_sdp(&srv.addr, &sdp).0, 401);
     let with_token = |addr: &str| {
         let mut s = TcpStream::connect(addr).unwrap();
         let req = format!(
