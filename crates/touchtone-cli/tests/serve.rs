@@ -1,4 +1,6 @@
-//! `touchtone serve` over HTTP: WHIP signaling, events, server dialing, limits and bad input.
+//! `touchtone serve` as a process: a smoke test of the endpoint, the server dialing a Rust client,
+//! settings from the environment, and draining on SIGTERM. The endpoint's rules are tested in-process
+//! in `crates/touchtone-whip/tests`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -10,6 +12,8 @@ use touchtone_rtc::{Call, ConnectionState, Peer, PeerConfig, PeerEvent};
 struct Server {
     child: Child,
     addr: String,
+    /// Everything the server wrote to stderr after its first line.
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Server {
@@ -20,24 +24,41 @@ impl Drop for Server {
 }
 
 fn serve(extra: &[&str]) -> Server {
+    serve_env(extra, &[])
+}
+
+fn serve_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_touchtone"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    reader.read_line(&mut line).unwrap();
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        let mut l = String::new();
+        while reader.read_line(&mut l).is_ok_and(|n| n > 0) {
+            sink.lock().unwrap().push_str(&l);
+            l.clear();
+        }
+    });
     let addr = line
         .split("http://")
         .nth(1)
         .and_then(|s| s.split('/').next())
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
-    Server { child, addr }
+    Server {
+        child,
+        addr,
+        stderr,
+    }
 }
 
 /// One HTTP/1.1 request; returns (status, headers, body).
@@ -72,6 +93,17 @@ fn http(
     (status, head.to_string(), body.to_string())
 }
 
+/// Posts an SDP offer to `/whip`; returns (status, headers, body).
+fn post_sdp(addr: &str, sdp: &str) -> (u16, String, String) {
+    http(
+        addr,
+        "POST",
+        "/whip",
+        Some("application/sdp"),
+        sdp.as_bytes(),
+    )
+}
+
 /// The `Location` header of a response head.
 fn location(head: &str) -> String {
     head.lines()
@@ -81,11 +113,6 @@ fn location(head: &str) -> String {
                 .then(|| value.trim().to_string())
         })
         .expect("Location header")
-}
-
-/// Posts an SDP body to `/whip` and returns the status.
-fn post_sdp(addr: &str, body: &[u8]) -> u16 {
-    http(addr, "POST", "/whip", Some("application/sdp"), body).0
 }
 
 fn offer() -> (Peer, String) {
@@ -103,13 +130,7 @@ fn offer() -> (Peer, String) {
 fn whip_answers_with_opus_and_telephone_event_48000_only() {
     let srv = serve(&[]);
     let (_, sdp) = offer();
-    let (status, head, answer) = http(
-        &srv.addr,
-        "POST",
-        "/whip",
-        Some("application/sdp"),
-        sdp.as_bytes(),
-    );
+    let (status, head, answer) = post_sdp(&srv.addr, &sdp);
     assert_eq!(status, 201, "{head}\n{answer}");
     assert!(
         head.to_ascii_lowercase()
@@ -175,101 +196,6 @@ fn whip_answers_with_opus_and_telephone_event_48000_only() {
     }
 }
 
-#[test]
-fn bad_requests_are_refused_cleanly() {
-    let srv = serve(&["--max-calls", "1"]);
-    let (_, sdp) = offer();
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip",
-            Some("text/plain"),
-            sdp.as_bytes()
-        )
-        .0,
-        415
-    );
-    assert_eq!(post_sdp(&srv.addr, b"v=0\r\nnonsense"), 400);
-    assert_eq!(post_sdp(&srv.addr, &[0xff, 0xfe, 0x00]), 400);
-    assert_eq!(post_sdp(&srv.addr, &vec![b'a'; 200_000]), 413);
-    assert_eq!(http(&srv.addr, "DELETE", "/whip/unknown", None, b"").0, 404);
-    assert_eq!(
-        http(&srv.addr, "GET", "/whip/unknown/events", None, b"").0,
-        404
-    );
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            "/whip/unknown/dtmf",
-            Some("application/json"),
-            br#"{"tones":"1"}"#
-        )
-        .0,
-        404
-    );
-    // --max-calls 1: the second call gets 503.
-    assert_eq!(post_sdp(&srv.addr, sdp.as_bytes()), 201);
-    let (_, sdp2) = offer();
-    assert_eq!(post_sdp(&srv.addr, sdp2.as_bytes()), 503);
-    let (status, _, body) = http(&srv.addr, "GET", "/healthz", None, b"");
-    assert_eq!((status, body.trim()), (200, "ok"));
-    let (status, _, page) = http(&srv.addr, "GET", "/", None, b"");
-    assert_eq!(status, 200);
-    assert!(page.contains("insertDTMF"));
-}
-
-#[test]
-fn idle_calls_are_ended() {
-    let srv = serve(&["--idle-timeout", "1"]);
-    let (_, sdp) = offer();
-    let (status, head, _) = http(
-        &srv.addr,
-        "POST",
-        "/whip",
-        Some("application/sdp"),
-        sdp.as_bytes(),
-    );
-    assert_eq!(status, 201);
-    let location = head
-        .lines()
-        .find_map(|l| {
-            l.split_once(": ")
-                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap();
-    // The offering peer never sends a packet: the call ends after the idle timeout and is removed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let dtmf = format!("{location}/dtmf");
-    assert_eq!(
-        http(
-            &srv.addr,
-            "POST",
-            &dtmf,
-            Some("application/json"),
-            br#"{"tones":"1"}"#
-        )
-        .0,
-        409
-    );
-    while http(
-        &srv.addr,
-        "POST",
-        &dtmf,
-        Some("application/json"),
-        br#"{"tones":"1"}"#,
-    )
-    .0 != 404
-    {
-        assert!(Instant::now() < deadline, "idle call still there");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let (_, _, metrics) = http(&srv.addr, "GET", "/metrics", None, b"");
-    assert!(metrics.contains("touchtone_calls_active 0"), "{metrics}");
-}
-
 /// The server dials a Rust client over real loopback UDP (no yield window: the cheap path).
 #[test]
 fn the_server_dials_a_client_which_hears_every_digit() {
@@ -331,4 +257,95 @@ fn the_server_dials_a_client_which_hears_every_digit() {
         }
         client.close();
     });
+}
+
+/// Sends SIGTERM and waits (at most `within`) for the exit status.
+fn terminate(srv: &mut Server, within: Duration) -> Option<std::process::ExitStatus> {
+    let pid = srv.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = srv.child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn sigterm_drains_new_calls_get_503_and_live_ones_run_to_their_end() {
+    let mut srv = serve_env(&[], &[("TOUCHTONE_DRAIN_TIMEOUT", "30")]);
+    let (_, sdp) = offer();
+    let (status, head, _) = post_sdp(&srv.addr, &sdp);
+    assert_eq!(status, 201);
+    let location = location(&head);
+    assert_eq!(
+        terminate(&mut srv, Duration::from_millis(300)),
+        None,
+        "exited with a live call"
+    );
+    let (status, head, body) = post_sdp(&srv.addr, &sdp);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Draining"), "{body}");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    let (status, _, body) = http(&srv.addr, "GET", "/healthz", None, b"");
+    assert_eq!((status, body.trim()), (503, "draining"));
+    // The live call ends: the server exits 0.
+    assert_eq!(http(&srv.addr, "DELETE", &location, None, b"").0, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = srv.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after the last call ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(srv.stderr.lock().unwrap().contains("draining 1 call"));
+}
+
+#[test]
+fn the_drain_timeout_hangs_up_what_is_left_and_exits_0() {
+    let mut srv = serve(&["--drain-timeout", "1"]);
+    let (_, sdp) = offer();
+    assert_eq!(post_sdp(&srv.addr, &sdp).0, 201);
+    let status = terminate(&mut srv, Duration::from_secs(10)).expect("exited");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn settings_come_from_the_environment_too() {
+    let srv = serve_env(
+        &[],
+        &[("TOUCHTONE_MAX_CALLS", "1"), ("TOUCHTONE_TOKEN", "abc")],
+    );
+    let (_, sdp) = offer();
+    assert_eq!(post_sdp(&srv.addr, &sdp).0, 401);
+    let with_token = |addr: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let req = format!(
+            "POST /whip HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer abc\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(with_token(&srv.addr).starts_with("HTTP/1.1 201"));
+    assert!(
+        with_token(&srv.addr).starts_with("HTTP/1.1 503"),
+        "TOUCHTONE_MAX_CALLS=1"
+    );
 }

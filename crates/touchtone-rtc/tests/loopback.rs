@@ -119,8 +119,13 @@ async fn no_telephone_event_means_no_dtmf() {
     wait_connected(&mut a).await;
     wait_connected(&mut b).await;
     assert!(!a.can_insert_dtmf().await);
-    let r = a.insert_dtmf("1", 100, 70).await.unwrap();
-    assert_eq!(r, Err(touchtone::DtmfError::InvalidState));
+    let r = a.insert_dtmf("1", 100, 70).await;
+    assert_eq!(
+        r,
+        Err(touchtone_rtc::InsertDtmfError::Dtmf(
+            touchtone::DtmfError::InvalidState
+        ))
+    );
     assert!(!b.can_insert_dtmf().await);
 }
 

@@ -1,0 +1,55 @@
+//! Settings of the endpoint.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::limits::CallRate;
+
+/// Settings of a WHIP endpoint ([`router`](crate::router)).
+#[derive(Debug, Clone)]
+pub struct WhipConfig {
+    /// Address the calls' UDP sockets bind to (and announce as their ICE candidate).
+    pub rtc_bind: IpAddr,
+    /// Most calls at once; more offers get 503.
+    pub max_calls: usize,
+    /// Time a call may go without a datagram from the remote before it is ended.
+    pub idle_timeout: Duration,
+    /// Time before each tone change a dialing call yields instead of sleeping (0 saves CPU).
+    pub yield_window: Duration,
+    /// Write each call's decrypted RTP to `DIR/<call id>.pcapng`.
+    pub record_dir: Option<PathBuf>,
+    /// Largest request body (SDP offers are a few KB); larger gets 413 before the body is read.
+    pub max_body: usize,
+    /// Time to receive a request body once its headers arrived; slower clients get 408.
+    pub body_read_timeout: Duration,
+    /// Events kept per call for subscribers that join late or reconnect.
+    pub history_per_call: usize,
+    /// Event subscribers per call at once; more get 503.
+    pub max_subscribers_per_call: usize,
+    /// New calls per client IP address; faster gets 429.
+    pub calls_per_client: CallRate,
+    /// Origins allowed to call the endpoint from a page (CORS); empty: same origin only.
+    pub allowed_origins: Vec<String>,
+    /// When set, every WHIP, event and DTMF request must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl Default for WhipConfig {
+    fn default() -> Self {
+        WhipConfig {
+            rtc_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            max_calls: 100,
+            idle_timeout: Duration::from_secs(30),
+            yield_window: Duration::from_millis(2),
+            record_dir: None,
+            max_body: 64 * 1024,
+            body_read_timeout: Duration::from_secs(10),
+            history_per_call: 1024,
+            max_subscribers_per_call: 8,
+            calls_per_client: CallRate::default(),
+            allowed_origins: Vec::new(),
+            token: None,
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The calls of one endpoint: answer offers, list calls, subscribe to events, dial, hang up, metrics.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::config::WhipConfig;
+use crate::error::{DtmfCallError, NotFound, OfferError, SubscribeError};
+use crate::events::{EventLog, Subscription};
+use crate::limits::{ClientRates, LogLimiter};
+use crate::metrics::{Counters, MetricsSnapshot};
+use crate::rtc;
+
+/// A new call id: 128 bits from the operating system's random source, as 32 hex digits. The id is a
+/// capability (it allows hanging up and dialing), so it must not be guessable.
+fn new_call_id() -> Result<String, OfferError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!("the OS random source failed: {e}");
+        OfferError::Internal("cannot make a call id")
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// An answered offer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The call's id (its resource is `/whip/{id}`).
+    pub id: String,
+    /// The SDP answer.
+    pub sdp: String,
+}
+
+/// A call in progress.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    /// Its id.
+    pub id: String,
+    /// The local UDP address of its media.
+    pub rtc_addr: SocketAddr,
+    /// The client address that offered it, when known.
+    pub client: Option<IpAddr>,
+    /// How long it has been running.
+    pub age: Duration,
+}
+
+struct Entry {
+    control: rtc::Control,
+    log: Arc<EventLog>,
+    started: Instant,
+    client: Option<IpAddr>,
+}
+
+struct Inner {
+    config: WhipConfig,
+    calls: Mutex<HashMap<String, Entry>>,
+    /// One permit per running call, held by the call's task until it ends.
+    slots: Arc<Semaphore>,
+    counters: Counters,
+    draining: AtomicBool,
+    rates: Mutex<ClientRates>,
+    rejected_log: Mutex<LogLimiter>,
+    call_ended: Notify,
+}
+
+/// The endpoint's calls, shared by the router and the application. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("calls", &self.active())
+            .field("draining", &self.is_draining())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub with no calls.
+    pub fn new(config: WhipConfig) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                slots: Arc::new(Semaphore::new(config.max_calls)),
+                rates: Mutex::new(ClientRates::new(config.calls_per_client)),
+                rejected_log: Mutex::new(LogLimiter::new(Duration::from_secs(10))),
+                calls: Mutex::new(HashMap::new()),
+                counters: Counters::default(),
+                draining: AtomicBool::new(false),
+                call_ended: Notify::new(),
+                config,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WhipConfig {
+        &self.inner.config
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.inner.calls.lock().expect("calls lock")
+    }
+
+    fn active(&self) -> usize {
+        self.calls().len()
+    }
+
+    /// Answers an SDP offer from `client` and starts the call.
+    pub async fn offer(&self, sdp: &str, client: Option<IpAddr>) -> Result<Answer, OfferError> {
+        let result = self.offer_inner(sdp, client).await;
+        if let Err(e) = &result {
+            match e {
+                OfferError::TooManyCalls { .. } => {
+                    Counters::bump(&self.inner.counters.calls_rejected)
+                }
+                OfferError::InvalidSdp(_)
+                | OfferError::ResourcesExhausted
+                | OfferError::Internal(_) => Counters::bump(&self.inner.counters.errors),
+                _ => {}
+            }
+            self.note_rejected(e);
+        }
+        result
+    }
+
+    async fn offer_inner(&self, sdp: &str, client: Option<IpAddr>) -> Result<Answer, OfferError> {
+        let cfg = &self.inner.config;
+        if self.is_draining() {
+            return Err(OfferError::Draining);
+        }
+        // The slot is reserved before anything awaits, and held by the call's task for its life.
+        let permit = self
+            .inner
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| OfferError::TooManyCalls { max: cfg.max_calls })?;
+        if let Some(ip) = client {
+            let now = Instant::now();
+            let rate = self.inner.rates.lock().expect("rates lock").take(ip, now);
+            rate.map_err(|retry_after| OfferError::RateLimited { retry_after })?;
+        }
+        let id = new_call_id()?;
+        let record = cfg
+            .record_dir
+            .as_ref()
+            .map(|d| d.join(format!("{id}.pcapng")));
+        let mut running = rtc::answer(
+            cfg.rtc_bind,
+            cfg.idle_timeout,
+            cfg.yield_window,
+            sdp,
+            record.as_deref(),
+        )
+        .await?;
+        let log = EventLog::new(cfg.history_per_call, cfg.max_subscribers_per_call);
+        self.calls().insert(
+            id.clone(),
+            Entry {
+                control: running.control.clone(),
+                log: log.clone(),
+                started: Instant::now(),
+                client,
+            },
+        );
+        Counters::bump(&self.inner.counters.calls_total);
+        tracing::info!("call {id} answered on {}", running.control.local_addr());
+        let sdp = std::mem::take(&mut running.answer);
+        tokio::spawn(self.clone().pump(id.clone(), running, log, permit));
+        Ok(Answer { id, sdp })
+    }
+
+    /// Forwards a call's events into its log and forgets the call when it ends.
+    async fn pump(
+        self,
+        id: String,
+        running: rtc::Running,
+        log: Arc<EventLog>,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let rtc::Running {
+            control,
+            mut events,
+            ..
+        } = running;
+        let start = Instant::now();
+        while let Some(line) = events.next(start).await {
+            if line.is_digit {
+                Counters::bump(&self.inner.counters.digits);
+            }
+            log.push(line.json);
+            if line.is_closed {
+                break;
+            }
+        }
+        let (rx, tx) = control.datagrams();
+        let c = &self.inner.counters;
+        c.datagrams_in.fetch_add(rx, Ordering::Relaxed);
+        c.datagrams_out.fetch_add(tx, Ordering::Relaxed);
+        self.calls().remove(&id);
+        log.close();
+        drop(permit);
+        self.inner.call_ended.notify_waiters();
+        tracing::info!("call {id} ended");
+    }
+
+    /// Logs a rejected offer, at most once per 10 s with the count of those not logged.
+    fn note_rejected(&self, e: &OfferError) {
+        let allowed = self
+            .inner
+            .rejected_log
+            .lock()
+            .expect("log limiter lock")
+            .allow(Instant::now());
+        if let Some(more) = allowed {
+            tracing::warn!("offer refused: {e} ({more} more refused since the last report)");
+        }
+    }
+
+    /// The calls in progress.
+    pub fn list(&self) -> Vec<CallInfo> {
+        self.calls()
+            .iter()
+            .map(|(id, e)| CallInfo {
+                id: id.clone(),
+                rtc_addr: e.control.local_addr(),
+                client: e.client,
+                age: e.started.elapsed(),
+            })
+            .collect()
+    }
+
+    /// Subscribes to a call's events, starting after `last_seen` (an SSE `Last-Event-ID`) or with the
+    /// oldest event kept.
+    pub fn subscribe(
+        &self,
+        id: &str,
+        last_seen: Option<u64>,
+    ) -> Result<Subscription, SubscribeError> {
+        let log = self
+            .calls()
+            .get(id)
+            .map(|e| e.log.clone())
+            .ok_or(SubscribeError::NotFound)?;
+        log.subscribe(last_seen)
+    }
+
+    /// `insertDTMF(tones, duration_ms, gap_ms)` on the call's sender: the server dials the remote.
+    pub async fn insert_dtmf(
+        &self,
+        id: &str,
+        tones: &str,
+        duration_ms: u32,
+        gap_ms: u32,
+    ) -> Result<(), DtmfCallError> {
+        let control = self
+            .calls()
+            .get(id)
+            .map(|e| e.control.clone())
+            .ok_or(DtmfCallError::NotFound)?;
+        control.insert_dtmf(tones, duration_ms, gap_ms).await
+    }
+
+    /// Hangs up a call; its subscribers still get the `closed` event.
+    pub fn hang_up(&self, id: &str) -> Result<(), NotFound> {
+        let calls = self.calls();
+        let entry = calls.get(id).ok_or(NotFound)?;
+        entry.control.close();
+        Ok(())
+    }
+
+    /// Hangs up every call.
+    pub fn hang_up_all(&self) {
+        for e in self.calls().values() {
+            e.control.close();
+        }
+    }
+
+    /// The counters now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let (active, live_in, live_out) =
+            self.calls()
+                .values()
+                .fold((0u64, 0u64, 0u64), |(n, i, o), e| {
+                    let (rx, tx) = e.control.datagrams();
+                    (n + 1, i + rx, o + tx)
+                });
+        let c = &self.inner.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            calls_active: active,
+            calls_total: get(&c.calls_total),
+            calls_rejected: get(&c.calls_rejected),
+            digits_received: get(&c.digits),
+            datagrams_received: get(&c.datagrams_in) + live_in,
+            datagrams_sent: get(&c.datagrams_out) + live_out,
+            errors: get(&c.errors),
+        }
+    }
+
+    /// Stops taking new calls (offers get 503 with `Retry-After`, `/healthz` says not ready); calls in
+    /// progress go on.
+    pub fn drain(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Hub::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no call is running.
+    pub async fn wait_idle(&self) {
+        loop {
+            let ended = self.inner.call_ended.notified();
+            if self.active() == 0 {
+                return;
+            }
+            ended.await;
+        }
+    }
+}

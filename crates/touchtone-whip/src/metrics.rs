@@ -1,0 +1,101 @@
+//! Counters of the endpoint and their Prometheus text.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters kept by the hub.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub calls_total: AtomicU64,
+    pub calls_rejected: AtomicU64,
+    pub digits: AtomicU64,
+    pub errors: AtomicU64,
+    /// Datagrams of calls that have ended.
+    pub datagrams_in: AtomicU64,
+    /// Datagrams of calls that have ended.
+    pub datagrams_out: AtomicU64,
+}
+
+impl Counters {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The endpoint's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Calls in progress.
+    pub calls_active: u64,
+    /// Calls answered.
+    pub calls_total: u64,
+    /// Calls refused because `max_calls` was reached.
+    pub calls_rejected: u64,
+    /// Key presses received (key-ups).
+    pub digits_received: u64,
+    /// UDP datagrams received by calls.
+    pub datagrams_received: u64,
+    /// UDP datagrams sent by calls.
+    pub datagrams_sent: u64,
+    /// Offers or calls that failed.
+    pub errors: u64,
+}
+
+impl MetricsSnapshot {
+    /// The Prometheus text exposition (`GET /metrics`).
+    pub fn to_prometheus(&self) -> String {
+        let rows: [(&str, &str, &str, u64); 7] = [
+            (
+                "touchtone_calls_active",
+                "gauge",
+                "Calls in progress.",
+                self.calls_active,
+            ),
+            (
+                "touchtone_calls_total",
+                "counter",
+                "Calls answered.",
+                self.calls_total,
+            ),
+            (
+                "touchtone_calls_rejected_total",
+                "counter",
+                "Calls refused because --max-calls was reached.",
+                self.calls_rejected,
+            ),
+            (
+                "touchtone_digits_received_total",
+                "counter",
+                "Key presses received (key-ups).",
+                self.digits_received,
+            ),
+            (
+                "touchtone_datagrams_received_total",
+                "counter",
+                "UDP datagrams received by calls.",
+                self.datagrams_received,
+            ),
+            (
+                "touchtone_datagrams_sent_total",
+                "counter",
+                "UDP datagrams sent by calls.",
+                self.datagrams_sent,
+            ),
+            (
+                "touchtone_errors_total",
+                "counter",
+                "Offers or calls that failed.",
+                self.errors,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in rows {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        }
+        out
+    }
+}

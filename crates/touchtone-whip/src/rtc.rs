@@ -1,0 +1,369 @@
+//! Everything that touches `touchtone-rtc`: answering an offer, the call's commands and events, and the
+//! JSON schema of those events. Kept in one module so changes of the rtc API stay here.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use touchtone::DtmfError;
+use touchtone_rtc::{
+    Call, CallControl, CallHandle, DigitInfo, InsertDtmfError, NegotiationError, PeerConfig,
+    PeerEvent, RtcError,
+};
+
+use crate::error::{DtmfCallError, OfferError};
+
+/// A call that answered an offer and runs on its own task.
+pub(crate) struct Running {
+    /// The SDP answer.
+    pub answer: String,
+    /// Commands.
+    pub control: Control,
+    /// Events.
+    pub events: Events,
+}
+
+/// Binds a UDP socket, answers `sdp` and starts the call.
+pub(crate) async fn answer(
+    rtc_bind: IpAddr,
+    idle_timeout: Duration,
+    yield_window: Duration,
+    sdp: &str,
+    record: Option<&Path>,
+) -> Result<Running, OfferError> {
+    let mut call = Call::bind(rtc_bind, PeerConfig::default())
+        .await
+        .map_err(bind_error)?;
+    call.set_idle_timeout(idle_timeout);
+    call.set_yield_window(yield_window);
+    let answer = call
+        .peer
+        .accept_offer(Instant::now(), sdp)
+        .map_err(offer_error)?;
+    if let Some(path) = record
+        && let Err(e) = call.record_to(path)
+    {
+        tracing::warn!("recording to {}: {e}", path.display());
+    }
+    let handle = call.spawn();
+    Ok(Running {
+        answer: without_trickle(&answer),
+        control: Control(handle.control()),
+        events: Events(handle),
+    })
+}
+
+/// The answer without `a=ice-options:trickle`: candidates are all in the answer and `PATCH` (RFC 9725
+/// section 4.3) is not implemented, so trickle must not be advertised.
+fn without_trickle(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        if let Some(options) = body.strip_prefix("a=ice-options:") {
+            let kept: Vec<&str> = options
+                .split(' ')
+                .filter(|o| !o.is_empty() && *o != "trickle")
+                .collect();
+            if !kept.is_empty() {
+                out.push_str("a=ice-options:");
+                out.push_str(&kept.join(" "));
+                out.push_str(&line[body.len()..]);
+            }
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Binding the UDP socket failed: out of descriptors, buffers or memory is the server being full (503).
+fn bind_error(e: RtcError) -> OfferError {
+    match e {
+        RtcError::Io(io) => {
+            tracing::debug!("binding a call's socket: {io}");
+            match io.raw_os_error() {
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM: resources ran out.
+                Some(24 | 23 | 105 | 12) => OfferError::ResourcesExhausted,
+                _ if io.kind() == std::io::ErrorKind::OutOfMemory => OfferError::ResourcesExhausted,
+                _ => OfferError::Internal("cannot bind the call's UDP socket"),
+            }
+        }
+        other => {
+            tracing::debug!("creating a call: {other}");
+            OfferError::Internal("cannot create the call")
+        }
+    }
+}
+
+/// A refused offer, described without str0m's internal debug text.
+fn offer_error(e: RtcError) -> OfferError {
+    tracing::debug!("offer refused: {e}");
+    let message = match &e {
+        RtcError::Negotiation(NegotiationError::NoAudio) => "the offer has no audio m-line",
+        RtcError::Negotiation(NegotiationError::NoCommonCodec) => {
+            "the offer has no audio codec in common (opus, pcmu, pcma)"
+        }
+        RtcError::Sdp(_) => "the offer is not an SDP offer this server can parse",
+        _ => "the offer could not be negotiated",
+    };
+    OfferError::InvalidSdp(message)
+}
+
+/// The command side of a running call.
+#[derive(Clone)]
+pub(crate) struct Control(CallControl);
+
+impl Control {
+    /// `insertDTMF` on the call's sender.
+    pub async fn insert_dtmf(
+        &self,
+        tones: &str,
+        duration_ms: u32,
+        gap_ms: u32,
+    ) -> Result<(), DtmfCallError> {
+        match self.0.insert_dtmf(tones, duration_ms, gap_ms).await {
+            Ok(()) => Ok(()),
+            Err(InsertDtmfError::Dtmf(e @ DtmfError::InvalidCharacter { .. })) => {
+                Err(DtmfCallError::InvalidCharacter(e.to_string()))
+            }
+            Err(InsertDtmfError::Dtmf(DtmfError::InvalidState)) => Err(DtmfCallError::InvalidState),
+            Err(_) => Err(DtmfCallError::CallEnded),
+        }
+    }
+
+    /// Hangs up.
+    pub fn close(&self) {
+        self.0.close();
+    }
+
+    /// Datagrams received and sent so far.
+    pub fn datagrams(&self) -> (u64, u64) {
+        let s = self.0.stats();
+        (s.datagrams_in, s.datagrams_out)
+    }
+
+    /// The call's local UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0.local_addr()
+    }
+}
+
+/// One event of a call, ready for subscribers.
+pub(crate) struct Line {
+    /// The JSON object ([`EventLine`]).
+    pub json: String,
+    /// A key-up.
+    pub is_digit: bool,
+    /// The call ended.
+    pub is_closed: bool,
+}
+
+/// The event side of a running call.
+pub(crate) struct Events(CallHandle);
+
+impl Events {
+    /// The next event as a JSON line; `None` when the call has ended. Candidates are skipped.
+    pub async fn next(&mut self, start: Instant) -> Option<Line> {
+        loop {
+            let ev = self.0.next_event().await?;
+            if matches!(ev, PeerEvent::Candidate(_)) {
+                continue;
+            }
+            let Ok(json) = serde_json::to_string(&EventLine::of("server", &ev, start)) else {
+                continue;
+            };
+            return Some(Line {
+                json,
+                is_digit: matches!(ev, PeerEvent::KeyUp(_)),
+                is_closed: ev == PeerEvent::Closed,
+            });
+        }
+    }
+}
+
+/// Rounds milliseconds to a tenth, for stable output.
+pub fn ms(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// The text of a received digit: its character, or `event N` for non-DTMF events.
+pub fn digit_str(d: &DigitInfo) -> String {
+    d.tone
+        .map_or_else(|| format!("event {}", d.event), |c| c.to_string())
+}
+
+/// One call event as a JSON object: the server's event stream and `touchtone dial --format json`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EventLine<'a> {
+    /// A state machine changed.
+    State {
+        /// Milliseconds since the start.
+        t_ms: f64,
+        /// Which peer.
+        peer: &'a str,
+        /// Which state machine.
+        kind: &'a str,
+        /// Its new state.
+        state: &'a str,
+    },
+    /// A local ICE candidate.
+    Candidate {
+        /// Milliseconds since the start.
+        t_ms: f64,
+        /// Which peer.
+        peer: &'a str,
+        /// The candidate.
+        candidate: &'a str,
+    },
+    /// The local sender's `tonechange`.
+    Tonechange {
+        /// When it was due, in ms since the start.
+        t_ms: f64,
+        /// The tone, `","` or `""`.
+        tone: &'a str,
+    },
+    /// Offer/answer settled.
+    Negotiated {
+        /// Milliseconds since the start.
+        t_ms: f64,
+        /// Which peer.
+        peer: &'a str,
+        /// `opus`, `pcmu` or `pcma`.
+        codec: String,
+        /// The audio payload type.
+        audio_pt: u8,
+        /// The telephone-event payload type; `null`: DTMF unavailable on this call.
+        telephone_event_pt: Option<u8>,
+        /// Its clock rate in Hz.
+        telephone_event_rate: Option<u32>,
+        /// The events both sides support, as in SDP (`0-15`).
+        telephone_events: String,
+    },
+    /// An event this version does not describe further.
+    Other {
+        /// Milliseconds since the start.
+        t_ms: f64,
+        /// Which peer.
+        peer: &'a str,
+    },
+    /// A remote key went down.
+    Keydown {
+        /// Milliseconds since the start.
+        t_ms: f64,
+        /// The key.
+        digit: String,
+        /// `rfc4733` or `inband`.
+        source: &'a str,
+    },
+    /// A remote key went up.
+    Digit {
+        /// The key.
+        digit: String,
+        /// How long it was held.
+        duration_ms: f64,
+        /// `rfc4733` or `inband`.
+        source: &'a str,
+        /// Milliseconds since the start.
+        t_ms: f64,
+    },
+    /// The call ended.
+    Closed {
+        /// Milliseconds since the start.
+        t_ms: f64,
+        /// Which peer.
+        peer: &'a str,
+    },
+}
+
+impl<'a> EventLine<'a> {
+    /// The line for a peer event, times relative to `start`.
+    pub fn of(peer: &'a str, ev: &'a PeerEvent, start: Instant) -> Self {
+        let t = |at: Instant| ms(at.saturating_duration_since(start).as_secs_f64() * 1000.0);
+        let now = t(Instant::now());
+        match ev {
+            PeerEvent::Signaling(_)
+            | PeerEvent::IceGathering(_)
+            | PeerEvent::IceConnection(_)
+            | PeerEvent::Connection(_) => {
+                let (kind, state) = ev.state().expect("a state change");
+                EventLine::State {
+                    t_ms: now,
+                    peer,
+                    kind,
+                    state,
+                }
+            }
+            PeerEvent::Candidate(c) => EventLine::Candidate {
+                t_ms: now,
+                peer,
+                candidate: c,
+            },
+            PeerEvent::ToneChange { tone, at } => EventLine::Tonechange { t_ms: t(*at), tone },
+            PeerEvent::Negotiated(n) => EventLine::Negotiated {
+                t_ms: now,
+                peer,
+                codec: n.codec.to_string(),
+                audio_pt: *n.audio_pt,
+                telephone_event_pt: n.tele_pt.map(|p| *p),
+                telephone_event_rate: n.tele_clock_rate,
+                telephone_events: n.tele_events.to_string(),
+            },
+            PeerEvent::KeyDown(d) => EventLine::Keydown {
+                t_ms: t(d.at),
+                digit: digit_str(d),
+                source: d.source.name(),
+            },
+            PeerEvent::KeyUp(d) => EventLine::Digit {
+                digit: digit_str(d),
+                duration_ms: ms(d.duration.as_secs_f64() * 1000.0),
+                source: d.source.name(),
+                t_ms: t(d.at),
+            },
+            PeerEvent::Closed => EventLine::Closed { t_ms: now, peer },
+            _ => EventLine::Other { t_ms: now, peer },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trickle_is_not_advertised() {
+        let sdp = "v=0\r\na=ice-options:trickle\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-options:trickle renomination\r\n";
+        assert_eq!(
+            without_trickle(sdp),
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-options:renomination\r\n"
+        );
+    }
+
+    #[test]
+    fn resource_errors_are_503_and_others_are_not() {
+        let emfile = RtcError::Io(std::io::Error::from_raw_os_error(24));
+        assert!(matches!(bind_error(emfile), OfferError::ResourcesExhausted));
+        let other = RtcError::Io(std::io::Error::from_raw_os_error(99));
+        assert!(matches!(bind_error(other), OfferError::Internal(_)));
+    }
+
+    #[test]
+    fn refused_offers_never_quote_the_parser() {
+        // A real parser error: str0m's text for it quotes a heap address.
+        let mut peer = touchtone_rtc::Peer::new(
+            std::time::Instant::now(),
+            "127.0.0.1:9".parse().unwrap(),
+            PeerConfig::default(),
+        )
+        .unwrap();
+        let e = peer
+            .accept_offer(std::time::Instant::now(), "v=0\r\nm=audio")
+            .unwrap_err();
+        assert!(matches!(e, RtcError::Sdp(_)), "{e}");
+        let OfferError::InvalidSdp(m) = offer_error(e) else {
+            panic!("not InvalidSdp");
+        };
+        assert!(!m.contains("0x7f"), "{m}");
+    }
+}

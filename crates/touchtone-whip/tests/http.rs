@@ -1,0 +1,450 @@
+//! The endpoint over real HTTP in the test process: signaling, events, limits and bad input.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use touchtone_whip::{CallRate, ServerLimits, WhipConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_is_answered_and_the_call_can_be_ended() {
+    let srv = start(config()).await;
+    let r = post_sdp(srv.addr, &offer()).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.header("content-type").as_deref(), Some("application/sdp"));
+    let location = r.header("location").unwrap();
+    let id = location.strip_prefix("/whip/").unwrap();
+    assert_eq!(id.len(), 32, "128-bit ids: {id}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(r.body.contains("opus/48000") && r.body.contains("telephone-event/48000"));
+    assert!(
+        r.body.contains("a=candidate"),
+        "non-trickle answer carries candidates"
+    );
+    assert!(
+        !r.body.contains("trickle"),
+        "PATCH is not implemented, so trickle is not advertised: {}",
+        r.body
+    );
+    assert_eq!(srv.hub.list().len(), 1);
+    assert_eq!(srv.hub.list()[0].id, id);
+
+    let dtmf = format!("{location}/dtmf");
+    let json = [("Content-Type", "application/json")];
+    let r = request(srv.addr, "POST", &dtmf, &json, br#"{"tones":"123"}"#).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(r.body.contains("InvalidStateError"));
+    let r = request(srv.addr, "POST", &dtmf, &json, b"{not json").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("InvalidJson"));
+
+    let r = request(srv.addr, "GET", "/metrics", &[], b"").await;
+    assert!(r.body.contains("touchtone_calls_active 1"), "{}", r.body);
+    assert!(r.body.contains("touchtone_calls_total 1"));
+    assert_eq!(srv.hub.metrics().calls_active, 1);
+
+    assert_eq!(
+        request(srv.addr, "DELETE", &location, &[], b"")
+            .await
+            .status,
+        200
+    );
+    assert!(eventually(Duration::from_secs(5), || srv.hub.list().is_empty()).await);
+    assert_eq!(
+        request(srv.addr, "DELETE", &location, &[], b"")
+            .await
+            .status,
+        404
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_types_are_checked_exactly() {
+    let srv = start(config()).await;
+    let sdp = offer();
+    for (ctype, status) in [
+        ("text/plain", 415),
+        ("application/sdpx", 415),
+        ("application/sdp; charset=utf-8", 201),
+        ("APPLICATION/SDP", 201),
+    ] {
+        let r = request(
+            srv.addr,
+            "POST",
+            "/whip",
+            &[("Content-Type", ctype)],
+            sdp.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, status, "{ctype}: {r:?}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_offers_say_why_without_internal_text() {
+    let srv = start(config()).await;
+    for body in [
+        "v=0\r\nnonsense",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+    ] {
+        let r = post_sdp(srv.addr, body).await;
+        assert_eq!(r.status, 400, "{r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["error"], "InvalidSdp");
+        let m = v["message"].as_str().unwrap();
+        assert!(!m.contains("0x") && !m.contains("PointerOffset"), "{m}");
+    }
+    let r = request(
+        srv.addr,
+        "POST",
+        "/whip",
+        &[("Content-Type", "application/sdp")],
+        &[0xff, 0xfe],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    // Two reached the negotiation; the third was refused before.
+    assert_eq!(srv.hub.metrics().errors, 2);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_calls_are_404() {
+    let srv = start(config()).await;
+    let json = [("Content-Type", "application/json")];
+    assert_eq!(
+        request(srv.addr, "DELETE", "/whip/nope", &[], b"")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        request(srv.addr, "GET", "/whip/nope/events", &[], b"")
+            .await
+            .status,
+        404
+    );
+    let r = request(
+        srv.addr,
+        "POST",
+        "/whip/nope/dtmf",
+        &json,
+        br#"{"tones":"1"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        request(srv.addr, "GET", "/healthz", &[], b"").await.body,
+        "ok\n"
+    );
+    srv.stop().await;
+}
+
+/// Regression: the limit was checked before binding the socket and the call registered after, so
+/// concurrent offers could all pass the check (21 calls with a limit of 20).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_calls_holds_under_concurrent_offers() {
+    let srv = start(WhipConfig {
+        max_calls: 3,
+        ..config()
+    })
+    .await;
+    let sdp = offer();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let sdp = sdp.clone();
+            tokio::spawn(async move { post_sdp(srv.addr, &sdp).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.status == 503 {
+            assert_eq!(r.header("retry-after").as_deref(), Some("5"));
+            assert!(r.body.contains("TooManyCalls"));
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 503).count(),
+        13,
+        "{statuses:?}"
+    );
+    assert_eq!(srv.hub.list().len(), 3);
+    assert_eq!(srv.hub.metrics().calls_rejected, 13);
+    // A slot is free again once a call has ended.
+    srv.hub.hang_up_all();
+    assert!(eventually(Duration::from_secs(5), || srv.hub.list().is_empty()).await);
+    assert_eq!(post_sdp(srv.addr, &sdp).await.status, 201);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_calls_per_client_are_rate_limited() {
+    let srv = start(WhipConfig {
+        calls_per_client: CallRate {
+            per_second: 0.01,
+            burst: 2,
+        },
+        ..config()
+    })
+    .await;
+    let sdp = offer();
+    assert_eq!(post_sdp(srv.addr, &sdp).await.status, 201);
+    assert_eq!(post_sdp(srv.addr, &sdp).await.status, 201);
+    let r = post_sdp(srv.addr, &sdp).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((90..=100).contains(&retry), "{retry}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_content_length_is_refused_before_the_body() {
+    let srv = start(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(
+        b"POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 10737418240\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let r = parse(&read_all(&mut s).await);
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(r.body.contains("PayloadTooLarge"));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_over_the_limit_gets_413_not_continue() {
+    let srv = start(config()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(
+        b"POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 1048576\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let r = parse(&read_all(&mut s).await);
+    assert_eq!(r.status, 413, "no 100 Continue first: {r:?}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_comes_is_cut_off() {
+    let srv = start(WhipConfig {
+        body_read_timeout: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let head = format!(
+            "POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 1000\r\n{expect}\r\nv=0\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let raw = read_all(&mut s).await;
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("408 Request Timeout"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_or_silent_headers_are_cut_off() {
+    let limits = ServerLimits {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServerLimits::default()
+    };
+    let srv = start_with(config(), limits).await;
+    // Silent: connects and sends nothing.
+    let mut silent = TcpStream::connect(srv.addr).await.unwrap();
+    // Slow: one header byte now and then, never the end of the headers.
+    let mut slow = TcpStream::connect(srv.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let drip = async {
+        for _ in 0..50 {
+            if slow.write_all(b"X").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let silent_end = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(
+        matches!(silent_end, Ok(Ok(0)) | Ok(Err(_))),
+        "silent connection still open"
+    );
+    drip.await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the slow client was not cut off"
+    );
+    // An idle keep-alive connection is closed too, after its first request.
+    let mut idle = TcpStream::connect(srv.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut got)).await;
+    assert!(end.is_ok(), "idle keep-alive connection still open");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_client_are_capped() {
+    let limits = ServerLimits {
+        max_connections_per_ip: 4,
+        ..ServerLimits::default()
+    };
+    let srv = start_with(config(), limits).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(srv.addr).await.unwrap());
+    }
+    // Let the server accept them.
+    let r = request(srv.addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("TooManyConnections"));
+    held.pop();
+    let mut ok = false;
+    for _ in 0..100 {
+        if request(srv.addr, "GET", "/healthz", &[], b"").await.status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "a freed slot is reused");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_have_ids_and_a_reconnect_resumes_after_the_last_one() {
+    let srv = start(config()).await;
+    let r = post_sdp(srv.addr, &offer()).await;
+    let location = r.header("location").unwrap();
+    let events = format!("{location}/events");
+    let mut first = SseReader::open(srv.addr, &events, &[]).await.unwrap();
+    assert!(
+        first
+            .head
+            .to_ascii_lowercase()
+            .contains("text/event-stream")
+    );
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let ev = first.next().await.unwrap();
+        seen.push(ev);
+    }
+    let ids: Vec<_> = seen.iter().map(|e| e.id.clone().unwrap()).collect();
+    assert_eq!(ids, ["0", "1", "2"]);
+    // The reconnect sends the last id it saw: it gets what follows, not the history again.
+    let mut again = SseReader::open(srv.addr, &events, &[("Last-Event-ID", "1")])
+        .await
+        .unwrap();
+    let ev = again.next().await.unwrap();
+    assert_eq!(ev.id.as_deref(), Some("2"));
+    assert_eq!(ev.data, seen[2].data);
+    // Hanging up ends both streams with the `closed` event.
+    assert_eq!(
+        request(srv.addr, "DELETE", &location, &[], b"")
+            .await
+            .status,
+        200
+    );
+    for reader in [&mut first, &mut again] {
+        let mut last = None;
+        while let Some(ev) = reader.next().await {
+            last = Some(ev);
+        }
+        let last = last.unwrap();
+        assert!(last.data.contains(r#""type":"closed""#), "{last:?}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_subscriber_is_told() {
+    let srv = start(WhipConfig {
+        history_per_call: 2,
+        ..config()
+    })
+    .await;
+    let r = post_sdp(srv.addr, &offer()).await;
+    let location = r.header("location").unwrap();
+    // The call has more events than the history keeps by now: a new subscriber learns it missed some.
+    assert!(
+        eventually(Duration::from_secs(5), || srv.hub.metrics().calls_active
+            == 1)
+        .await
+    );
+    let mut sub = SseReader::open(srv.addr, &format!("{location}/events"), &[])
+        .await
+        .unwrap();
+    let ev = sub.next().await.unwrap();
+    assert_eq!(ev.event.as_deref(), Some("lagged"), "{ev:?}");
+    let missed: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
+    assert!(missed["missed"].as_u64().unwrap() >= 1);
+    let next = sub.next().await.unwrap();
+    assert!(next.id.is_some() && next.event.is_none());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_per_call_are_limited() {
+    let srv = start(WhipConfig {
+        max_subscribers_per_call: 2,
+        ..config()
+    })
+    .await;
+    let location = post_sdp(srv.addr, &offer())
+        .await
+        .header("location")
+        .unwrap();
+    let events = format!("{location}/events");
+    let a = SseReader::open(srv.addr, &events, &[]).await.unwrap();
+    let _b = SseReader::open(srv.addr, &events, &[]).await.unwrap();
+    let r = SseReader::open(srv.addr, &events, &[]).await.err().unwrap();
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("TooManySubscribers"));
+    drop(a);
+    let mut ok = false;
+    for _ in 0..100 {
+        if SseReader::open(srv.addr, &events, &[]).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "a subscriber that left frees its place");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_calls_are_ended_and_forgotten() {
+    let srv = start(WhipConfig {
+        idle_timeout: Duration::from_millis(500),
+        ..config()
+    })
+    .await;
+    assert_eq!(post_sdp(srv.addr, &offer()).await.status, 201);
+    assert!(eventually(Duration::from_secs(10), || srv.hub.list().is_empty()).await);
+    assert_eq!(srv.hub.metrics().calls_active, 0);
+    srv.stop().await;
+}
