@@ -255,11 +255,19 @@ mod tests {
             .step_by(6)
             .map(|s| (s * 32767.0) as i16)
             .collect();
-        assert_eq!(digits_8k(&decimated), "1", "the fixture folds without a filter");
+        assert_eq!(
+            digits_8k(&decimated),
+            "1",
+            "the fixture folds without a filter"
+        );
         let pcm = read_mono_8k(&wav_48k(&samples)[..], 60).unwrap();
         assert_eq!(pcm.len(), 8000);
         assert_eq!(digits_8k(&pcm), "");
-        let peak = pcm[1000..7000].iter().map(|s| s.unsigned_abs()).max().unwrap();
+        let peak = pcm[1000..7000]
+            .iter()
+            .map(|s| s.unsigned_abs())
+            .max()
+            .unwrap();
         assert!(peak < 100, "{peak}");
     }
 }

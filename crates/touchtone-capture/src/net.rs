@@ -41,7 +41,9 @@ pub fn udp_in_frame(linktype: u32, frame: &[u8]) -> Option<UdpSlice<'_>> {
         LINKTYPE_ETHERNET => SlicedPacket::from_ethernet(frame),
         LINKTYPE_LINUX_SLL => SlicedPacket::from_linux_sll(frame),
         LINKTYPE_LINUX_SLL2 => match get_packetdata_linux_sll2(frame, frame.len())? {
-            PacketData::L3(ether_type, ip) => SlicedPacket::from_ether_type(EtherType(ether_type), ip),
+            PacketData::L3(ether_type, ip) => {
+                SlicedPacket::from_ether_type(EtherType(ether_type), ip)
+            }
             _ => return None,
         },
         // 12 and 14 are DLT_RAW on some BSDs, written unmapped by old tools.

@@ -317,9 +317,7 @@ impl State {
                 return Ok(None);
             }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                let per_sec = idb
-                    .ts_resolution()
-                    .filter(|r| *r > 0)
+                let per_sec = ts_resolution(idb.if_tsresol)
                     .ok_or(CaptureError::TimestampResolution(idb.if_tsresol))?;
                 self.interfaces.push(Interface {
                     linktype: (idb.linktype.0 as u32) & 0xffff,
@@ -377,11 +375,24 @@ impl State {
     }
 }
 
+/// Timestamp units per second from `if_tsresol`: 10^n, or 2^n when the top bit is set. (pcap-parser
+/// 0.17's `ts_resolution` compares the whole byte, top bit included, with 63, so it refuses every
+/// power of two.)
+fn ts_resolution(tsresol: u8) -> Option<u64> {
+    let n = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(n)
+    } else {
+        1u64.checked_shl(n).filter(|_| n < 64)
+    }
+}
+
 impl Interface {
     /// A timestamp in this interface's units as time since the epoch.
     fn time(&self, ts: u64) -> Duration {
         let secs = ts / self.per_sec;
-        let nanos = (u128::from(ts % self.per_sec) * 1_000_000_000 / u128::from(self.per_sec)) as u32;
+        let nanos =
+            (u128::from(ts % self.per_sec) * 1_000_000_000 / u128::from(self.per_sec)) as u32;
         let secs = secs.saturating_add_signed(self.offset);
         Duration::new(secs, nanos)
     }
@@ -447,6 +458,17 @@ mod tests {
             offset: 10,
         };
         assert_eq!(two.time(3 << 19), Duration::from_millis(11_500));
+    }
+
+    #[test]
+    fn timestamp_resolutions_in_powers_of_ten_and_two() {
+        assert_eq!(ts_resolution(6), Some(1_000_000));
+        assert_eq!(ts_resolution(9), Some(1_000_000_000));
+        assert_eq!(ts_resolution(19), Some(10_000_000_000_000_000_000));
+        assert_eq!(ts_resolution(20), None);
+        assert_eq!(ts_resolution(0x80 | 20), Some(1 << 20));
+        assert_eq!(ts_resolution(0x80 | 63), Some(1 << 63));
+        assert_eq!(ts_resolution(0xff), None);
     }
 
     proptest! {

@@ -433,8 +433,8 @@ pub fn digits_in_capture<R: Read>(
     reader: R,
     options: CaptureOptions,
 ) -> Result<Vec<CapturedDigit>, CaptureError> {
-    let mut digits = CaptureScan::<R, CapturedDigit>::new(reader, options)?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut digits =
+        CaptureScan::<R, CapturedDigit>::new(reader, options)?.collect::<Result<Vec<_>, _>>()?;
     digits.sort_by_key(|d| d.start);
     Ok(digits)
 }
@@ -444,8 +444,8 @@ pub fn packets_in_capture<R: Read>(
     reader: R,
     options: CaptureOptions,
 ) -> Result<Vec<CapturedPacket>, CaptureError> {
-    let mut packets = CaptureScan::<R, CapturedPacket>::new(reader, options)?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut packets =
+        CaptureScan::<R, CapturedPacket>::new(reader, options)?.collect::<Result<Vec<_>, _>>()?;
     packets.sort_by_key(|p| (p.time, p.rtp.sequence));
     Ok(packets)
 }

@@ -113,8 +113,7 @@ impl<R: Read> WavReader<R> {
                 }
                 _ => {
                     let skip = u64::from(size) + u64::from(size & 1);
-                    let copied =
-                        std::io::copy(&mut (&mut inner).take(skip), &mut std::io::sink())?;
+                    let copied = std::io::copy(&mut (&mut inner).take(skip), &mut std::io::sink())?;
                     if copied < skip {
                         return Err(WavError::Truncated(Truncation::Header("a chunk")));
                     }
@@ -161,12 +160,7 @@ impl<R: Read> WavReader<R> {
         self.read += n as u64;
         let filled = start + n;
         let whole = filled / align * align;
-        decode(
-            &self.buf[..whole],
-            self.format,
-            self.table.as_deref(),
-            out,
-        );
+        decode(&self.buf[..whole], self.format, self.table.as_deref(), out);
         self.buf.copy_within(whole..filled, 0);
         self.carry = filled - whole;
         if n == 0 {
@@ -275,7 +269,9 @@ fn decode(data: &[u8], format: WavFormat, table: Option<&[f32; 256]>, out: &mut 
         }),
         (Encoding::Float(32), _) => split::<4>(data, out, f32::from_le_bytes),
         (Encoding::Float(_), _) => split::<8>(data, out, |b| f64::from_le_bytes(b) as f32),
-        (Encoding::Ulaw | Encoding::Alaw, Some(t)) => split::<1>(data, out, |b| t[usize::from(b[0])]),
+        (Encoding::Ulaw | Encoding::Alaw, Some(t)) => {
+            split::<1>(data, out, |b| t[usize::from(b[0])])
+        }
         (Encoding::Ulaw | Encoding::Alaw, None) => {}
     }
 }

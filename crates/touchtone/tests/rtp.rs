@@ -4,7 +4,9 @@ use proptest::prelude::*;
 use touchtone::{RtpError, RtpInfo};
 
 fn header(first: u8, second: u8) -> Vec<u8> {
-    vec![first, second, 0x12, 0x34, 0, 0, 0x01, 0x00, 0xde, 0xad, 0xbe, 0xef]
+    vec![
+        first, second, 0x12, 0x34, 0, 0, 0x01, 0x00, 0xde, 0xad, 0xbe, 0xef,
+    ]
 }
 
 #[test]
@@ -34,10 +36,7 @@ fn damaged_and_foreign_packets_are_typed_errors() {
         RtpInfo::parse(&[0x80; 11]),
         Err(RtpError::TooShort { len: 11 })
     );
-    assert_eq!(
-        RtpInfo::parse(&header(0x40, 0)),
-        Err(RtpError::Version(1))
-    );
+    assert_eq!(RtpInfo::parse(&header(0x40, 0)), Err(RtpError::Version(1)));
     // RTCP sender report (200) multiplexed on the RTP port.
     assert_eq!(RtpInfo::parse(&header(0x80, 200)), Err(RtpError::Rtcp(200)));
     // Three CSRCs announced, none present.
@@ -48,10 +47,7 @@ fn damaged_and_foreign_packets_are_typed_errors() {
     // An extension header cut short.
     let mut p = header(0x90, 0);
     p.extend_from_slice(&[0xbe]);
-    assert_eq!(
-        RtpInfo::parse(&p),
-        Err(RtpError::HeaderOverrun { len: 13 })
-    );
+    assert_eq!(RtpInfo::parse(&p), Err(RtpError::HeaderOverrun { len: 13 }));
     // Padding longer than the payload.
     let mut p = header(0xa0, 0);
     p.extend_from_slice(&[1, 2, 9]);

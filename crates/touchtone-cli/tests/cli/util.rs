@@ -120,6 +120,11 @@ pub fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -
 
 /// A call's RTP: PCMU audio every 20 ms and the telephone-events (payload type 101) of `tones`, 100/70 ms.
 pub fn call_packets(tones: &str, rate: u32) -> Vec<(Duration, Vec<u8>)> {
+    call_packets_of(0xabc, tones, rate)
+}
+
+/// [`call_packets`] with another SSRC.
+pub fn call_packets_of(ssrc: u32, tones: &str, rate: u32) -> Vec<(Duration, Vec<u8>)> {
     let t0 = Instant::now();
     let mut s = DtmfSender::new(rate);
     s.set_can_send(true);
@@ -133,7 +138,7 @@ pub fn call_packets(tones: &str, rate: u32) -> Vec<(Duration, Vec<u8>)> {
             let payload = p.payload.to_bytes();
             out.push((
                 p.at - t0,
-                rtp(101, seq, p.timestamp, 0xabc, p.marker, &payload),
+                rtp(101, seq, p.timestamp, ssrc, p.marker, &payload),
             ));
         }
     }
@@ -141,7 +146,7 @@ pub fn call_packets(tones: &str, rate: u32) -> Vec<(Duration, Vec<u8>)> {
         seq = seq.wrapping_add(1);
         out.push((
             Duration::from_millis(u64::from(k) * 20),
-            rtp(0, seq, k * 160, 0xabc, false, &[0xff; 160]),
+            rtp(0, seq, k * 160, ssrc, false, &[0xff; 160]),
         ));
     }
     out.sort_by_key(|(t, _)| *t);
