@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use touchtone::EndCause;
 use touchtone_capture::{
-    CaptureError, CaptureOptions, CaptureScan, CapturedDigit, CapturedPacket, StreamKey,
+    CaptureError, CaptureOptions, CaptureScan, CapturedDigit, CapturedPacket, ScanItem, StreamKey,
 };
 
 use crate::Failure;
@@ -74,39 +74,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
         payload_type: args.pt,
         clock_rate: args.rate,
     };
-    let mut progress = Progress::new("reading", input.size);
     let reader = BufReader::new(input.reader);
-    // Everything found before a damaged block is printed, then the error.
-    let mut result = Ok(());
     if args.packets {
-        let mut packets = vec![];
-        let scan = CaptureScan::<_, CapturedPacket>::new(reader, options)
-            .map_err(fail)?
-            .with_progress(|done| progress.update(done));
-        for item in scan {
-            match item {
-                Ok(p) => packets.push(p),
-                Err(e) => result = Err(e),
-            }
-        }
-        progress.finish();
+        let (mut packets, result) = scan::<_, CapturedPacket>(reader, options, input.size);
+        let result = result.map_err(fail)?;
         packets.sort_by_key(|p| (p.time, p.rtp.sequence));
         for p in &packets {
             print_packet(args.format, p);
         }
         return result.map_err(fail);
     }
-    let mut digits = vec![];
-    let scan = CaptureScan::<_, CapturedDigit>::new(reader, options)
-        .map_err(fail)?
-        .with_progress(|done| progress.update(done));
-    for item in scan {
-        match item {
-            Ok(d) => digits.push(d),
-            Err(e) => result = Err(e),
-        }
-    }
-    progress.finish();
+    let (mut digits, result) = scan::<_, CapturedDigit>(reader, options, input.size);
+    let result = result.map_err(fail)?;
     digits.sort_by_key(|d| d.start);
     for d in &digits {
         print_digit(args.format, d);
@@ -115,6 +94,33 @@ pub fn run(args: Args) -> Result<(), Failure> {
         eprintln!("no RFC 4733 digits found");
     }
     result.map_err(fail)
+}
+
+/// Everything found in the capture, with the progress line; a header error (nothing could be read) in
+/// the outer result, a later error (after what came before it) in the inner one.
+type Scanned<T> = (Vec<T>, Result<Result<(), CaptureError>, CaptureError>);
+
+fn scan<R: std::io::Read, T: ScanItem>(
+    reader: R,
+    options: CaptureOptions,
+    size: u64,
+) -> Scanned<T> {
+    let mut progress = Progress::new("reading", size);
+    let mut found = vec![];
+    let mut result = Ok(());
+    match CaptureScan::<_, T>::new(reader, options) {
+        Ok(items) => {
+            for item in items.with_progress(|done| progress.update(done)) {
+                match item {
+                    Ok(x) => found.push(x),
+                    Err(e) => result = Err(e),
+                }
+            }
+        }
+        Err(e) => return (found, Err(e)),
+    }
+    progress.finish();
+    (found, Ok(result))
 }
 
 fn ssrc_str(key: &StreamKey) -> String {
