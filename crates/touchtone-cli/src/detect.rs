@@ -4,13 +4,12 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use touchtone::inband::Detector;
+use touchtone_capture::{WavDigit, WavDigits, WavOptions};
 
 use crate::Failure;
 use crate::output::outln;
 use crate::output::{Format, json_line, ms};
 use crate::progress::Progress;
-use crate::wav::WavReader;
 
 /// Arguments of `touchtone detect`.
 #[derive(clap::Args)]
@@ -36,83 +35,57 @@ struct DigitLine {
 
 /// Runs `touchtone detect`.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let crate::input::Input {
-        reader: input,
-        size,
-        name,
-    } = crate::input::open(&args.file)?;
-    let mut wav = WavReader::new(BufReader::new(input))
+    let input = crate::input::open(&args.file)?;
+    let name = input.name;
+    let options = WavOptions {
+        channel: args.channel,
+        ..WavOptions::default()
+    };
+    let digits = WavDigits::new(BufReader::new(input.reader), options)
         .map_err(|e| Failure::input(format!("{name}: {e}")))?;
-    let channels = wav.format.channels;
-    if let Some(c) = args.channel.filter(|c| *c >= channels) {
-        return Err(Failure::input(format!(
-            "{name}: no channel {c} (the file has {channels})"
-        )));
-    }
-    let picked: Vec<u16> = match args.channel {
-        Some(c) => vec![c],
-        None => (0..channels).collect(),
-    };
-    let mut detectors: Vec<Detector> = picked
-        .iter()
-        .map(|_| Detector::new(wav.format.sample_rate))
-        .collect();
-    let mut block = vec![Vec::new(); usize::from(channels)];
-    let mut progress = Progress::new("detecting", wav.data_len.unwrap_or(size));
+    let multi = digits.format().channels > 1;
+    let mut progress = Progress::new("detecting", digits.data_len().unwrap_or(input.size));
     let mut found = 0usize;
-    let mut report = |det: &mut Detector, ch: u16| {
-        while let Some(d) = det.poll_event() {
-            if !d.end {
-                continue;
+    let mut result = Ok(());
+    // Digits are printed as they are found, and those before a truncation are still printed.
+    for item in digits.with_progress(|done| progress.update(done)) {
+        match item {
+            Ok(d) => {
+                found += 1;
+                print(args.format, multi, &d);
             }
-            found += 1;
-            match args.format {
-                Format::Json => json_line(&DigitLine {
-                    digit: d.digit.to_string(),
-                    start_ms: ms(d.start_ms),
-                    end_ms: ms(d.end_ms),
-                    duration_ms: ms(d.duration_ms()),
-                    channel: ch,
-                }),
-                Format::Text => {
-                    let prefix = if channels > 1 {
-                        format!("channel {ch}: ")
-                    } else {
-                        String::new()
-                    };
-                    outln!(
-                        "{prefix}{}  {:>10.1} ms  {:>10.1} ms  ({:.1} ms)",
-                        d.digit,
-                        d.start_ms,
-                        d.end_ms,
-                        d.duration_ms()
-                    );
-                }
-            }
+            Err(e) => result = Err(e),
         }
-    };
-    let result = loop {
-        match wav.next_block(&mut block) {
-            Ok(more) => {
-                for (det, ch) in detectors.iter_mut().zip(&picked) {
-                    det.process(&block[usize::from(*ch)]);
-                    report(det, *ch);
-                }
-                progress.update(wav.bytes_read());
-                if !more {
-                    break Ok(());
-                }
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    progress.finish();
-    for (det, ch) in detectors.iter_mut().zip(&picked) {
-        det.flush();
-        report(det, *ch);
     }
+    progress.finish();
     if args.format == Format::Text && found == 0 && result.is_ok() {
         eprintln!("no DTMF digits found");
     }
     result.map_err(|e| Failure::input(format!("{name}: {e}")))
+}
+
+fn print(format: Format, multi: bool, d: &WavDigit) {
+    match format {
+        Format::Json => json_line(&DigitLine {
+            digit: d.digit.to_string(),
+            start_ms: ms(d.start_ms),
+            end_ms: ms(d.end_ms),
+            duration_ms: ms(d.duration_ms()),
+            channel: d.channel,
+        }),
+        Format::Text => {
+            let prefix = if multi {
+                format!("channel {}: ", d.channel)
+            } else {
+                String::new()
+            };
+            outln!(
+                "{prefix}{}  {:>10.1} ms  {:>10.1} ms  ({:.1} ms)",
+                d.digit,
+                d.start_ms,
+                d.end_ms,
+                d.duration_ms()
+            );
+        }
+    }
 }

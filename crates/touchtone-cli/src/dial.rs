@@ -99,7 +99,7 @@ async fn dial(args: Args) -> Result<(), Failure> {
         Some(path) => {
             let input = crate::input::open(path)?;
             let name = input.name.clone();
-            let pcm = crate::wav::read_mono_8k(input)
+            let pcm = touchtone_capture::read_mono_8k(std::io::BufReader::new(input.reader), 600)
                 .map_err(|e| Failure::input(format!("{name}: {e}")))?;
             Some(std::sync::Arc::from(pcm))
         }

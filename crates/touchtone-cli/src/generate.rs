@@ -32,23 +32,66 @@ pub struct Args {
     twist: f32,
 }
 
-/// Runs `touchtone generate`.
-pub fn run(args: Args) -> Result<(), Failure> {
-    if !(-60.0..=3.0).contains(&args.level) {
+/// The most sample bytes a WAV file holds: its RIFF size field (data + 36 header bytes) is 32 bits.
+const MAX_DATA_BYTES: u64 = u32::MAX as u64 - 36;
+
+/// Checks the numeric arguments: finite and in range, each error naming its flag.
+fn check(args: &Args) -> Result<(), Failure> {
+    if !args.level.is_finite() || !(-60.0..=3.0).contains(&args.level) {
         return Err(Failure::input(format!(
             "--level {} is outside -60..=3 dBm0",
             args.level
         )));
     }
-    if !(1..=60_000).contains(&args.duration) || args.gap > 60_000 {
-        return Err(Failure::input(
-            "--duration must be 1..=60000 ms and --gap at most 60000 ms",
-        ));
+    if !args.twist.is_finite() || !(-20.0..=20.0).contains(&args.twist) {
+        return Err(Failure::input(format!(
+            "--twist {} is outside -20..=20 dB",
+            args.twist
+        )));
     }
+    if !(8000..=192_000).contains(&args.rate) {
+        return Err(Failure::input(format!(
+            "--rate {} is outside 8000..=192000 Hz",
+            args.rate
+        )));
+    }
+    if !(1..=60_000).contains(&args.duration) {
+        return Err(Failure::input(format!(
+            "--duration {} is outside 1..=60000 ms",
+            args.duration
+        )));
+    }
+    if args.gap > 60_000 {
+        return Err(Failure::input(format!(
+            "--gap {} is over 60000 ms",
+            args.gap
+        )));
+    }
+    Ok(())
+}
+
+/// The size of the sample data for `samples` 16-bit samples, or the error when a WAV file cannot hold it.
+fn data_bytes(samples: u64) -> Result<u64, Failure> {
+    let bytes = samples.saturating_mul(2);
+    if bytes > MAX_DATA_BYTES {
+        return Err(Failure::input(format!(
+            "the tones would make {:.2} GiB of samples; a WAV file holds at most 4 GiB (use fewer tones, \
+             a shorter --duration or a lower --rate)",
+            bytes as f64 / f64::from(1u32 << 30)
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Runs `touchtone generate`.
+pub fn run(args: Args) -> Result<(), Failure> {
+    check(&args)?;
     let mut g = ToneGenerator::new(args.rate).map_err(|e| Failure::input(e.to_string()))?;
     g.set_level(args.level, args.twist);
     g.push_tones(&args.tones, args.duration, args.gap)
         .map_err(|e| Failure::input(e.to_string()))?;
+    // Refused before a sample is rendered: the size is known from the arguments.
+    data_bytes(g.remaining() as u64)?;
     let samples = g.render();
     let spec = hound::WavSpec {
         channels: 1,
@@ -83,4 +126,20 @@ pub fn run(args: Args) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_wav_data_is_accepted_and_one_more_sample_is_not() {
+        let max_samples = MAX_DATA_BYTES / 2;
+        assert_eq!(data_bytes(max_samples).unwrap(), max_samples * 2);
+        assert!(36 + data_bytes(max_samples).unwrap() <= u64::from(u32::MAX));
+        let e = data_bytes(max_samples + 1).unwrap_err();
+        assert_eq!(e.status, 2);
+        assert!(e.message.contains("4 GiB"), "{}", e.message);
+        assert!(data_bytes(u64::MAX).is_err());
+    }
 }

@@ -8,7 +8,6 @@ mod output;
 mod pcap;
 mod progress;
 mod serve;
-mod wav;
 
 use std::process::ExitCode;
 

@@ -49,3 +49,34 @@ pub enum EventSetError {
     #[error("telephone-event list: range {0:?} runs backwards")]
     Reversed(String),
 }
+
+/// Why a datagram could not be read as an RTP packet (RFC 3550 section 5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RtpError {
+    /// Shorter than the 12-byte fixed header.
+    #[error("RTP packet too short: {len} bytes, need 12")]
+    TooShort {
+        /// How many bytes there were.
+        len: usize,
+    },
+    /// The version field is not 2.
+    #[error("not RTP: version {0}, need 2")]
+    Version(u8),
+    /// The packet type is an RTCP one (200-204 with the marker bit, RFC 5761 section 4).
+    #[error("an RTCP packet (type {0}), not RTP")]
+    Rtcp(u8),
+    /// The CSRC list or the header extension runs past the end of the packet.
+    #[error("RTP header longer than the packet ({len} bytes)")]
+    HeaderOverrun {
+        /// How many bytes there were.
+        len: usize,
+    },
+    /// The padding count is larger than the payload.
+    #[error("RTP padding of {padding} bytes in a payload of {payload}")]
+    Padding {
+        /// The padding count from the last byte.
+        padding: u8,
+        /// The payload bytes before padding was removed.
+        payload: usize,
+    },
+}

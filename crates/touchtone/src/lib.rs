@@ -49,7 +49,7 @@ pub mod sender;
 pub mod telephone_event;
 pub mod tone;
 
-pub use error::{DtmfError, EventSetError, PayloadError};
+pub use error::{DtmfError, EventSetError, PayloadError, RtpError};
 pub use event_set::EventSet;
 pub use packetizer::EventPacket;
 pub use receiver::{DigitEvent, DtmfReceiver, EndCause, ReceiverStats, RtpInfo};

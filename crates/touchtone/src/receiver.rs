@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::error::PayloadError;
+use crate::error::{PayloadError, RtpError};
 use crate::packetizer::MAX_SEGMENT;
 use crate::telephone_event::TelephoneEvent;
 use crate::tone::tone_for_event;
@@ -25,6 +25,61 @@ pub struct RtpInfo {
     pub timestamp: u32,
     /// RTP marker bit.
     pub marker: bool,
+}
+
+impl RtpInfo {
+    /// Reads an RTP packet (RFC 3550): the header fields, the payload type and the payload (after the CSRC
+    /// list and header extension, without padding).
+    ///
+    /// ```
+    /// use touchtone::RtpInfo;
+    ///
+    /// let packet = [0x80, 0xe5, 0, 7, 0, 0, 0, 160, 0, 0, 0xab, 0xcd, 5, 0x0a, 0, 160];
+    /// let (rtp, pt, payload) = RtpInfo::parse(&packet).unwrap();
+    /// assert_eq!((rtp.ssrc, rtp.sequence, rtp.timestamp, rtp.marker), (0xabcd, 7, 160, true));
+    /// assert_eq!((pt, payload), (101, &[5, 0x0a, 0, 160][..]));
+    /// ```
+    pub fn parse(packet: &[u8]) -> Result<(RtpInfo, u8, &[u8]), RtpError> {
+        let b = packet;
+        let len = b.len();
+        let Some(fixed) = b.get(..12) else {
+            return Err(RtpError::TooShort { len });
+        };
+        if fixed[0] >> 6 != 2 {
+            return Err(RtpError::Version(fixed[0] >> 6));
+        }
+        let pt = fixed[1] & 0x7f;
+        if (72..=76).contains(&pt) {
+            return Err(RtpError::Rtcp(fixed[1]));
+        }
+        let mut off = 12 + 4 * usize::from(fixed[0] & 0x0f);
+        if fixed[0] & 0x10 != 0 {
+            let Some(ext) = b.get(off + 2..off + 4) else {
+                return Err(RtpError::HeaderOverrun { len });
+            };
+            off += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+        }
+        let Some(mut payload) = b.get(off..) else {
+            return Err(RtpError::HeaderOverrun { len });
+        };
+        if fixed[0] & 0x20 != 0 {
+            let padding = b[len - 1];
+            let Some(keep) = payload.len().checked_sub(usize::from(padding)) else {
+                return Err(RtpError::Padding {
+                    padding,
+                    payload: payload.len(),
+                });
+            };
+            payload = &payload[..keep];
+        }
+        let info = RtpInfo {
+            ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+            sequence: u16::from_be_bytes([b[2], b[3]]),
+            timestamp: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            marker: b[1] & 0x80 != 0,
+        };
+        Ok((info, pt, payload))
+    }
 }
 
 /// Why a key-up was reported.

@@ -1,0 +1,182 @@
+//! `touchtone detect`: digits in WAV recordings of every format read, stdin, bad files.
+
+use std::process::Stdio;
+
+use touchtone::inband::g711;
+
+use crate::util::*;
+
+#[test]
+fn generate_then_detect_every_digit_at_every_rate() {
+    let dir = Dir::new();
+    for rate in ["8000", "16000", "44100", "48000"] {
+        let path = dir.path(&format!("all-{rate}.wav"));
+        let p = path.to_str().unwrap();
+        let o = touchtone(&[
+            "generate",
+            "0123456789*#ABCD",
+            "-o",
+            p,
+            "--duration",
+            "80",
+            "--gap",
+            "60",
+            "--rate",
+            rate,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = touchtone(&["detect", p, "--format", "json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(digits_of(&stdout(&o)), "0123456789*#ABCD", "{rate}");
+    }
+}
+
+#[test]
+fn detect_json_lines_have_the_documented_shape() {
+    let dir = Dir::new();
+    let path = dir.path("five.wav");
+    let p = path.to_str().unwrap();
+    let o = touchtone(&[
+        "generate",
+        "5",
+        "-o",
+        p,
+        "--duration",
+        "200",
+        "--gap",
+        "100",
+    ]);
+    assert!(o.status.success());
+    let o = touchtone(&["detect", p, "--format", "json"]);
+    let out = stdout(&o);
+    let line = out.lines().next().unwrap();
+    assert!(line.starts_with(r#"{"digit":"5","start_ms":"#), "{line}");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert!(v["start_ms"].as_f64().unwrap() < 5.0);
+    assert!(
+        (v["end_ms"].as_f64().unwrap() - 200.0).abs() < 6.0,
+        "{line}"
+    );
+    let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    assert!(keys.contains(&"end_ms".to_string()));
+    let o = touchtone(&["detect", p]);
+    assert!(stdout(&o).starts_with('5'), "{}", stdout(&o));
+}
+
+#[test]
+fn detect_reads_g711_24_bit_float_and_stereo() {
+    let dir = Dir::new();
+    let pcm = tones_pcm(8000, "9#");
+    let ulaw: Vec<u8> = pcm.iter().map(|s| g711::linear_to_ulaw(*s)).collect();
+    let alaw: Vec<u8> = pcm.iter().map(|s| g711::linear_to_alaw(*s)).collect();
+    let pcm8: Vec<u8> = pcm.iter().map(|s| ((s >> 8) + 128) as u8).collect();
+    let pcm24: Vec<u8> = pcm
+        .iter()
+        .flat_map(|s| {
+            let b = (i32::from(*s) << 8).to_le_bytes();
+            [b[0], b[1], b[2]]
+        })
+        .collect();
+    let pcm32: Vec<u8> = pcm
+        .iter()
+        .flat_map(|s| (i32::from(*s) << 16).to_le_bytes())
+        .collect();
+    let float: Vec<u8> = pcm
+        .iter()
+        .flat_map(|s| (f32::from(*s) / 32768.0).to_le_bytes())
+        .collect();
+    let double: Vec<u8> = pcm
+        .iter()
+        .flat_map(|s| (f64::from(*s) / 32768.0).to_le_bytes())
+        .collect();
+    for (name, bytes) in [
+        ("ulaw.wav", wav_bytes(7, 1, 8000, 8, &ulaw)),
+        ("alaw.wav", wav_bytes(6, 1, 8000, 8, &alaw)),
+        ("pcm8.wav", wav_bytes(1, 1, 8000, 8, &pcm8)),
+        ("pcm24.wav", wav_bytes(1, 1, 8000, 24, &pcm24)),
+        ("pcm32.wav", wav_bytes(1, 1, 8000, 32, &pcm32)),
+        ("float.wav", wav_bytes(3, 1, 8000, 32, &float)),
+        ("double.wav", wav_bytes(3, 1, 8000, 64, &double)),
+    ] {
+        let path = dir.write(name, &bytes);
+        let o = touchtone(&["detect", &path, "--format", "json"]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert_eq!(digits_of(&stdout(&o)), "9#", "{name}");
+    }
+    // Stereo: the caller on the left, the callee on the right.
+    let right = tones_pcm(8000, "42");
+    let n = pcm.len().max(right.len());
+    let mut stereo = vec![];
+    for i in 0..n {
+        stereo.extend_from_slice(&pcm.get(i).copied().unwrap_or(0).to_le_bytes());
+        stereo.extend_from_slice(&right.get(i).copied().unwrap_or(0).to_le_bytes());
+    }
+    let p = dir.write("stereo.wav", &wav_bytes(1, 2, 8000, 16, &stereo));
+    let o = touchtone(&["detect", &p, "--format", "json", "--channel", "1"]);
+    assert_eq!(digits_of(&stdout(&o)), "42");
+    let o = touchtone(&["detect", &p, "--format", "json"]);
+    let mut both: Vec<_> = digits_of(&stdout(&o)).chars().collect();
+    both.sort();
+    assert_eq!(both, ['#', '2', '4', '9']);
+    let o = touchtone(&["detect", &p]);
+    assert!(stdout(&o).contains("channel 1: 4"), "{}", stdout(&o));
+    let o = touchtone(&["detect", &p, "--channel", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn detect_reads_stdin() {
+    let dir = Dir::new();
+    let path = dir.path("stdin.wav");
+    assert!(
+        touchtone(&["generate", "7", "-o", path.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let o = command(&["detect", "-", "--format", "json"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(digits_of(&stdout(&o)), "7");
+}
+
+#[test]
+fn bad_wav_files_get_one_line_and_status_2() {
+    let dir = Dir::new();
+    let good = {
+        let path = dir.path("good.wav");
+        assert!(
+            touchtone(&["generate", "123", "-o", path.to_str().unwrap()])
+                .status
+                .success()
+        );
+        std::fs::read(&path).unwrap()
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.wav", vec![]),
+        ("text.wav", b"hello, this is not audio".to_vec()),
+        ("header-only.wav", good[..30].to_vec()),
+        ("truncated.wav", good[..good.len() / 2].to_vec()),
+        ("odd.wav", good[..good.len() - 1].to_vec()),
+        ("mp3.wav", wav_bytes(0x55, 1, 8000, 16, &[0; 64])),
+        ("zero-channels.wav", wav_bytes(1, 0, 8000, 16, &[0; 64])),
+        ("bad-rate.wav", wav_bytes(1, 1, 10, 16, &[0; 64])),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.write(name, &bytes);
+        let o = touchtone(&["detect", &path]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.starts_with("touchtone: "), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}");
+    }
+    // The digits before a truncation are still reported.
+    let path = dir.write("truncated-late.wav", &good[..good.len() - 2000]);
+    let o = touchtone(&["detect", &path, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(digits_of(&stdout(&o)).starts_with("12"), "{}", stdout(&o));
+    let o = touchtone(&["detect", "/nonexistent/file.wav"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,0 +1,111 @@
+//! `touchtone dial`: two peers over loopback, with RFC 4733 and with a WAV file as audio.
+
+use crate::util::*;
+
+#[test]
+fn dial_sends_and_receives_every_tone() {
+    let o = touchtone(&[
+        "dial",
+        "123#",
+        "--duration",
+        "100",
+        "--gap",
+        "70",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines = json_lines(&out);
+    let tonechanges: Vec<_> = lines
+        .iter()
+        .filter(|v| v["type"] == "tonechange")
+        .map(|v| {
+            (
+                v["tone"].as_str().unwrap().to_string(),
+                v["t_ms"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let tones: Vec<_> = tonechanges.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tones, ["1", "2", "3", "#", ""]);
+    // tonechange times follow the W3C schedule: every 170 ms.
+    for (i, (_, t)) in tonechanges.iter().enumerate() {
+        let expected = tonechanges[0].1 + 170.0 * i as f64;
+        assert!((t - expected).abs() < 1.0, "{t} vs {expected}");
+    }
+    let digits: Vec<_> = lines.iter().filter(|v| v["type"] == "digit").collect();
+    assert_eq!(digits.len(), 4);
+    let first = out
+        .lines()
+        .find(|l| l.contains(r#""type":"digit""#))
+        .unwrap();
+    assert!(
+        first.starts_with(r#"{"type":"digit","digit":"1","duration_ms":100.0,"source":"rfc4733""#),
+        "{first}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["type"] == "keydown" && v["digit"] == "#")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["type"] == "state" && v["state"] == "connected")
+    );
+}
+
+#[test]
+fn dial_text_reads_like_the_seed() {
+    let o = touchtone(&[
+        "dial",
+        "5",
+        "--duration",
+        "40",
+        "--gap",
+        "30",
+        "--codec",
+        "pcmu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "Sending DTMF",
+        "Tone played: 5",
+        "All tones have played. Disconnecting.",
+        "Received: 5 (40.0 ms, rfc4733)",
+    ] {
+        assert!(out.contains(needle), "{needle} in {out}");
+    }
+    let o = touchtone(&["dial", "12E"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn dial_can_send_a_wav_file_as_its_audio() {
+    let dir = Dir::new();
+    let path = dir.path("dial-audio.wav");
+    let p = path.to_str().unwrap();
+    let o = touchtone(&["generate", "9", "-o", p, "--rate", "16000"]);
+    assert!(o.status.success());
+    let o = touchtone(&[
+        "dial",
+        "12",
+        "--duration",
+        "60",
+        "--gap",
+        "40",
+        "--audio",
+        p,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Received: 2 (60.0 ms, rfc4733)"),
+        "{}",
+        stdout(&o)
+    );
+    let bad = dir.write("dial-bad.wav", b"RIFF");
+    let o = touchtone(&["dial", "1", "--audio", &bad]);
+    assert_eq!(o.status.code(), Some(2));
+}
