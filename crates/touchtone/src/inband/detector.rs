@@ -32,6 +32,23 @@ pub struct DetectorConfig {
     pub min_hits: u32,
     /// Consecutive blocks without the tone that end a digit.
     pub max_misses: u32,
+    /// Smallest share of the power the two tones must hold over the whole tone at key-down (a longer,
+    /// windowed look than a block's `min_purity`); 0 turns the check off.
+    pub min_tone_purity: f32,
+    /// Two tones within this relative distance of a 2:1, 3:2 or 5:3 frequency ratio are harmonics of one
+    /// note (no digit's pair can be that close while within the accepted deviation); 0 turns it off.
+    pub harmonic_ratio_tolerance: f32,
+    /// How far (dB) the other harmonics of a common fundamental of the two tones must stay below the weaker
+    /// tone (a voice's or an instrument's harmonic series); `f32::INFINITY` turns the check off.
+    pub max_harmonic_db: f32,
+    /// How far (dB) energy at twice each tone's frequency must stay below that tone; infinity turns it off.
+    pub max_second_harmonic_db: f32,
+    /// Largest change of either tone's frequency between the first and second halves of the tone at
+    /// key-down, as a fraction of the frequency (vibrato, glides); infinity turns it off.
+    pub max_frequency_spread: f32,
+    /// Largest change (dB) of the twist between the start and the end of the tone at key-down (two voices
+    /// swelling apart); infinity turns it off.
+    pub max_twist_spread_db: f32,
 }
 
 impl Default for DetectorConfig {
@@ -40,11 +57,17 @@ impl Default for DetectorConfig {
             min_level_dbm0: -42.0,
             max_normal_twist_db: 10.0,
             max_reverse_twist_db: 6.0,
-            max_frequency_deviation: 0.025,
-            min_purity: 0.55,
+            max_frequency_deviation: 0.017,
+            min_purity: 0.7,
             min_group_separation_db: 6.0,
             min_hits: 5,
             max_misses: 6,
+            min_tone_purity: 0.9,
+            harmonic_ratio_tolerance: 0.008,
+            max_harmonic_db: 20.0,
+            max_second_harmonic_db: f32::INFINITY,
+            max_frequency_spread: f32::INFINITY,
+            max_twist_spread_db: 1.5,
         }
     }
 }
@@ -98,9 +121,16 @@ pub struct Detector {
     table: Vec<[f32; 16]>,
     /// Rotation of a half block's spectrum to the window start: e^{-j w half}, `[re x8, im x8]`.
     rotate: [f32; 16],
-    /// The half block being filled, as 16-bit samples.
-    buf: Vec<i16>,
+    /// The last `min_hits + 1` half blocks as 16-bit samples, a ring of slots; `slot` is being filled.
+    ring: Vec<i16>,
+    slot: usize,
     fill: usize,
+    /// Hann window over the last `min_hits` half blocks, for the checks at key-down.
+    hann: Vec<f32>,
+    /// Hann window of half that length, for the steadiness checks.
+    hann_sub: Vec<f32>,
+    /// Scratch for the samples at key-down.
+    scratch: Vec<f32>,
     /// Spectrum and power of the previous full half block, if any.
     prev: Option<([f32; 16], f32)>,
     /// Samples consumed before the previous half block.
@@ -133,6 +163,8 @@ impl Detector {
                 row
             })
             .collect();
+        let slots = cfg.min_hits.max(1) as usize + 1;
+        let window = (slots - 1) * (n / 2);
         let mut rotate = [0f32; 16];
         for (i, f) in FREQS.iter().enumerate() {
             rotate[i] = angle(*f, n / 2).cos() as f32;
@@ -144,8 +176,12 @@ impl Detector {
             cfg,
             table,
             rotate,
-            buf: vec![0; n / 2],
+            ring: vec![0; slots * (n / 2)],
+            slot: 0,
             fill: 0,
+            hann: hann(window),
+            hann_sub: hann(window / 2),
+            scratch: vec![0.0; window],
             prev: None,
             offset: 0,
             min_amp: amplitude_for_dbm0(cfg.min_level_dbm0),
@@ -188,10 +224,11 @@ impl Detector {
     }
 
     fn feed<T>(&mut self, mut samples: &[T], convert: impl Fn(&mut [i16], &[T])) {
-        let half = self.buf.len();
+        let half = self.n / 2;
         while !samples.is_empty() {
             let take = (half - self.fill).min(samples.len());
-            convert(&mut self.buf[self.fill..self.fill + take], &samples[..take]);
+            let at = self.slot * half + self.fill;
+            convert(&mut self.ring[at..at + take], &samples[..take]);
             self.fill += take;
             samples = &samples[take..];
             if self.fill == half {
@@ -203,22 +240,26 @@ impl Detector {
                     self.offset += half as u64;
                 }
                 self.prev = Some(cur);
+                self.slot = (self.slot + 1) % (self.ring.len() / half);
             }
         }
     }
 
-    /// The spectrum (at the eight frequencies, from the half block's own start) and power of `buf`.
+    /// The spectrum (at the eight frequencies, from the half block's own start) and power of the half block
+    /// just filled.
     fn half_spectrum(&self) -> ([f32; 16], f32) {
+        let half = self.n / 2;
+        let buf = &self.ring[self.slot * half..(self.slot + 1) * half];
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: the CPU was just checked for the features the function is compiled for.
-                return unsafe { spectrum_avx2(&self.buf, &self.table) };
+                return unsafe { spectrum_avx2(buf, &self.table) };
             }
         }
-        spectrum(&self.buf, &self.table)
+        spectrum(buf, &self.table)
     }
 
     /// Looks for one DTMF digit in the block made of two half blocks.
@@ -290,6 +331,8 @@ impl Detector {
         }
         Some(Hit {
             digit: tone_at(row, col - 4)?,
+            row,
+            col,
             amplitude: ar + ac,
             twist_db,
             deviation,
@@ -320,7 +363,7 @@ impl Detector {
                         track,
                         hits: hits + 1,
                     }
-                } else if self.within_limits(&track, hits + 1) {
+                } else if self.within_limits(&track, hits + 1) && self.verify(&track, hits + 1) {
                     self.events.push_back(DetectedDigit {
                         digit,
                         end: false,
@@ -388,6 +431,112 @@ impl Detector {
             && (track.deviation_sum[1] / k).abs() <= dev
     }
 
+    /// The checks on the whole tone at key-down: whether the two tones are harmonics of one sound (a voice,
+    /// an instrument) rather than a pair of independent sines, and whether they stay steady.
+    fn verify(&mut self, track: &Track, hits: u32) -> bool {
+        let cfg = self.cfg;
+        let k = hits as f32;
+        let fr = FREQS[track.row] * (1.0 + track.deviation_sum[0] / k);
+        let fc = FREQS[track.col] * (1.0 + track.deviation_sum[1] / k);
+        let ratio = fc / fr;
+        let tol = cfg.harmonic_ratio_tolerance;
+        if tol > 0.0
+            && [(2.0, 1.0), (3.0, 2.0), (5.0, 3.0)]
+                .iter()
+                .any(|(p, q)| (ratio * q / p - 1.0).abs() < tol)
+        {
+            return false;
+        }
+        if cfg.min_tone_purity <= 0.0
+            && !cfg.max_harmonic_db.is_finite()
+            && !cfg.max_second_harmonic_db.is_finite()
+            && !cfg.max_frequency_spread.is_finite()
+            && !cfg.max_twist_spread_db.is_finite()
+        {
+            return true;
+        }
+        // The last `min_hits` half blocks (the tone covers them), in time order.
+        let half = self.n / 2;
+        let slots = self.ring.len() / half;
+        for i in 0..slots - 1 {
+            let s = (self.slot + 2 + i) % slots;
+            let src = &self.ring[s * half..(s + 1) * half];
+            for (d, x) in self.scratch[i * half..].iter_mut().zip(src) {
+                *d = f32::from(*x);
+            }
+        }
+        let x = &self.scratch;
+        let rate = f64::from(self.rate);
+        let (w, sub) = (&self.hann, &self.hann_sub);
+        let amp = |f: f32| {
+            let (re, im) = dft(x, w, f64::from(f) / rate);
+            (re.hypot(im) * 4.0 / x.len() as f64) as f32
+        };
+        // Steadiness: three overlapping half-length windows (start, middle, end of the tone) give two
+        // frequency estimates per tone (phase advance) and a twist at each end.
+        let m = sub.len();
+        let step = x.len().saturating_sub(m) / 2;
+        if step > 0 && (cfg.max_frequency_spread.is_finite() || cfg.max_twist_spread_db.is_finite())
+        {
+            let mut mags = [[0f64; 2]; 2];
+            for (t, f) in [fr, fc].into_iter().enumerate() {
+                let cycles = f64::from(f) / rate;
+                let z: Vec<(f64, f64)> = (0..3)
+                    .map(|j| dft(&x[j * step..j * step + m], sub, cycles))
+                    .collect();
+                let advance = |a: (f64, f64), b: (f64, f64)| {
+                    let d = (b.1 * a.0 - b.0 * a.1).atan2(b.0 * a.0 + b.1 * a.1)
+                        - TAU * cycles * step as f64;
+                    let d = d - TAU * (d / TAU).round();
+                    d * rate / (TAU * step as f64)
+                };
+                let chirp = (advance(z[1], z[2]) - advance(z[0], z[1])).abs() / f64::from(f);
+                if chirp > f64::from(cfg.max_frequency_spread) {
+                    return false;
+                }
+                mags[0][t] = z[0].0.hypot(z[0].1);
+                mags[1][t] = z[2].0.hypot(z[2].1);
+            }
+            let change = 20.0 * ((mags[1][1] * mags[0][0]) / (mags[1][0] * mags[0][1])).log10();
+            if change.is_nan() || change.abs() > f64::from(cfg.max_twist_spread_db) {
+                return false;
+            }
+        }
+        let (ar, ac) = (amp(fr), amp(fc));
+        let power = x.iter().zip(w).map(|(v, w)| (v * w) * (v * w)).sum::<f32>()
+            / (x.len() as f32 * 3.0 / 8.0);
+        if power <= 0.0 || (ar * ar + ac * ac) / 2.0 < cfg.min_tone_purity * power {
+            return false;
+        }
+        let below = |a: f32, reference: f32, db: f32| a < reference * 10f32.powf(-db / 20.0);
+        if cfg.max_second_harmonic_db.is_finite()
+            && !(below(amp(2.0 * fr), ar, cfg.max_second_harmonic_db)
+                && below(amp(2.0 * fc), ac, cfg.max_second_harmonic_db))
+        {
+            return false;
+        }
+        if cfg.max_harmonic_db.is_finite() {
+            // A common fundamental: the tones are its q-th and p-th harmonics.
+            for q in 1..=8u32 {
+                let p = (ratio * q as f32).round() as u32;
+                if p <= q || (ratio * q as f32 / p as f32 - 1.0).abs() > 0.01 {
+                    continue;
+                }
+                let f0 = fr / q as f32;
+                let weaker = ar.min(ac);
+                let worst = (q.saturating_sub(2).max(1)..=p + 2)
+                    .filter(|&h| h != p && h != q && f0 * (h as f32) < 3800.0)
+                    .map(|h| amp(f0 * h as f32))
+                    .fold(0.0, f32::max);
+                if !below(worst, weaker, cfg.max_harmonic_db) {
+                    return false;
+                }
+                break;
+            }
+        }
+        true
+    }
+
     fn key_up(&mut self, digit: char, track: &Track) {
         let n = self.n as f64;
         self.events.push_back(DetectedDigit {
@@ -407,6 +556,8 @@ impl Detector {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Hit {
     digit: char,
+    row: usize,
+    col: usize,
     amplitude: f32,
     twist_db: f32,
     deviation: [f32; 2],
@@ -415,6 +566,8 @@ struct Hit {
 /// What the blocks of one digit add up to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Track {
+    row: usize,
+    col: usize,
     first: u64,
     first_amplitude: f32,
     last: u64,
@@ -427,6 +580,8 @@ struct Track {
 impl Track {
     fn new(h: &Hit, at: u64) -> Self {
         Track {
+            row: h.row,
+            col: h.col,
             first: at,
             first_amplitude: h.amplitude,
             last: at,
@@ -467,6 +622,26 @@ impl State {
             hits: 1,
         }
     }
+}
+
+/// The DFT of `x` weighted by `w` at `cycles` per sample: (re, im).
+fn dft(x: &[f32], w: &[f32], cycles: f64) -> (f64, f64) {
+    let (sin, cos) = (TAU * cycles).sin_cos();
+    let (mut pr, mut pi) = (1f64, 0f64);
+    let (mut re, mut im) = (0f64, 0f64);
+    for (v, w) in x.iter().zip(w) {
+        let y = f64::from(v * w);
+        re += y * pr;
+        im += y * pi;
+        (pr, pi) = (pr * cos + pi * sin, pi * cos - pr * sin);
+    }
+    (re, im)
+}
+
+fn hann(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|k| (0.5 - 0.5 * (TAU * (k as f64 + 0.5) / len as f64).cos()) as f32)
+        .collect()
 }
 
 fn argmax(v: &[f32]) -> usize {
