@@ -18,11 +18,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use touchtone::EndCause;
-use touchtone_rtc::{Call, CallHandle, DigitSource, PeerConfig, PeerEvent, StateKind};
+use touchtone_rtc::{Call, CallHandle, ConnectionState, DigitSource, PeerConfig, PeerEvent};
 
 const ADDR_A: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const ADDR_B: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -428,15 +427,14 @@ async fn wait_connected(h: &mut CallHandle, who: &str, started: Instant, within:
     let mut states = vec![];
     let done = tokio::time::timeout(within, async {
         while let Some(ev) = h.next_event().await {
-            if let PeerEvent::State { kind, state } = ev {
+            if let Some((kind, state)) = ev.state() {
                 states.push(format!(
-                    "{} {state} at {} ms",
-                    kind.name(),
+                    "{kind} {state} at {} ms",
                     started.elapsed().as_millis()
                 ));
-                if (kind, state) == (StateKind::Connection, "connected") {
-                    return true;
-                }
+            }
+            if ev == PeerEvent::Connection(ConnectionState::Connected) {
+                return true;
             }
         }
         false
@@ -450,7 +448,7 @@ async fn wait_connected(h: &mut CallHandle, who: &str, started: Instant, within:
         } else {
             "call ended"
         },
-        h.stats().datagrams_in.load(Ordering::Relaxed),
+        h.stats().datagrams_in,
         sent(h)
     );
 }
@@ -776,15 +774,9 @@ async fn scenario(link: &Link, s: Scenario) {
 
     let n = s.tones.chars().count();
     let (tone_tx, mut tone_rx) = tokio::sync::mpsc::unbounded_channel();
-    a.insert_dtmf(s.tones, s.tone_ms, s.gap_ms)
-        .await
-        .unwrap()
-        .unwrap();
+    a.insert_dtmf(s.tones, s.tone_ms, s.gap_ms).await.unwrap();
     if s.both_ways {
-        b.insert_dtmf(s.tones, s.tone_ms, s.gap_ms)
-            .await
-            .unwrap()
-            .unwrap();
+        b.insert_dtmf(s.tones, s.tone_ms, s.gap_ms).await.unwrap();
     }
     let outage_task = async {
         if !s.outage {
@@ -929,7 +921,7 @@ impl Drop for RemoveOnDrop {
 }
 
 fn sent(h: &CallHandle) -> u64 {
-    h.stats().datagrams_out.load(Ordering::Relaxed)
+    h.stats().datagrams_out
 }
 
 /// The nftables counters of the side a direction arrives at.
