@@ -36,6 +36,21 @@ impl WavDigit {
     pub fn duration_ms(&self) -> f64 {
         self.end_ms - self.start_ms
     }
+
+    /// The digit as a [`DigitRecord`](touchtone::DigitRecord) (the JSON digit record of
+    /// `touchtone detect`): `start_ms`, `end_ms` and `channel`, source `inband`. A `digit` outside the
+    /// DTMF alphabet (the detector never reports one) gets event code 255.
+    pub fn record(&self) -> touchtone::DigitRecord {
+        use touchtone::record::round_ms;
+        let event = touchtone::tone::event_code(self.digit).unwrap_or(u8::MAX);
+        let held = std::time::Duration::from_secs_f64(self.duration_ms().max(0.0) / 1000.0);
+        let mut r = touchtone::DigitRecord::new(event, touchtone::DigitSource::Inband, held);
+        r.digit = Some(self.digit);
+        r.start_ms = Some(round_ms(self.start_ms));
+        r.end_ms = Some(round_ms(self.end_ms));
+        r.channel = Some(self.channel);
+        r
+    }
 }
 
 #[derive(Debug)]

@@ -47,12 +47,30 @@ pub struct CapturedDigit {
     pub event: u8,
     /// The DTMF character, `None` for event codes above 15.
     pub tone: Option<char>,
-    /// When it started, from the first UDP datagram of the capture.
+    /// When it started, from the first UDP datagram of the capture: the key-up's capture time less the
+    /// duration.
     pub start: Duration,
     /// How long it was held.
     pub duration: Duration,
     /// What ended it: its end packet, the next event, or a timeout.
     pub end: EndCause,
+}
+
+impl CapturedDigit {
+    /// The digit as a [`DigitRecord`](touchtone::DigitRecord) (the JSON digit record of
+    /// `touchtone pcap`): `start_ms`, the stream (`ssrc`, `pt`, `src`, `dst`), `rate` and `end`.
+    pub fn record(&self) -> touchtone::DigitRecord {
+        let mut r =
+            touchtone::DigitRecord::new(self.event, touchtone::DigitSource::Rfc4733, self.duration);
+        r.start_ms = Some(touchtone::record::millis(self.start));
+        r.ssrc = Some(self.stream.ssrc);
+        r.pt = Some(self.stream.payload_type);
+        r.rate = Some(self.clock_rate);
+        r.src = Some(self.stream.src);
+        r.dst = Some(self.stream.dst);
+        r.end = Some(self.end);
+        r
+    }
 }
 
 /// One telephone-event packet of a telephone-event stream.

@@ -3,12 +3,11 @@
 use std::io::BufReader;
 use std::path::PathBuf;
 
-use serde::Serialize;
 use touchtone_capture::{WavDigit, WavDigits, WavOptions};
 
 use crate::Failure;
 use crate::output::outln;
-use crate::output::{Format, json_line, ms};
+use crate::output::{Format, json_line};
 use crate::progress::Progress;
 
 /// Arguments of `touchtone detect`.
@@ -22,15 +21,6 @@ pub struct Args {
     /// Only this channel (0-based); all channels by default.
     #[arg(long)]
     channel: Option<u16>,
-}
-
-#[derive(Serialize)]
-struct DigitLine {
-    digit: String,
-    start_ms: f64,
-    end_ms: f64,
-    duration_ms: f64,
-    channel: u16,
 }
 
 /// Runs `touchtone detect`.
@@ -66,13 +56,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
 fn print(format: Format, multi: bool, d: &WavDigit) {
     match format {
-        Format::Json => json_line(&DigitLine {
-            digit: d.digit.to_string(),
-            start_ms: ms(d.start_ms),
-            end_ms: ms(d.end_ms),
-            duration_ms: ms(d.duration_ms()),
-            channel: d.channel,
-        }),
+        Format::Json => json_line(&d.record()),
         Format::Text => {
             let prefix = if multi {
                 format!("channel {}: ", d.channel)

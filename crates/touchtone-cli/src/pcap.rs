@@ -4,7 +4,6 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use touchtone::EndCause;
 use touchtone_capture::{
     CaptureError, CaptureOptions, CaptureScan, CapturedDigit, CapturedPacket, ScanItem, StreamKey,
 };
@@ -49,20 +48,6 @@ struct PacketLine {
     end: bool,
     volume: u8,
     duration: u16,
-}
-
-#[derive(Serialize)]
-struct DigitLine {
-    digit: String,
-    t_ms: f64,
-    duration_ms: f64,
-    source: &'static str,
-    ssrc: String,
-    src: String,
-    dst: String,
-    pt: u8,
-    rate: u32,
-    end: &'static str,
 }
 
 /// Runs `touchtone pcap`.
@@ -163,36 +148,19 @@ fn print_packet(format: Format, p: &CapturedPacket) {
 }
 
 fn print_digit(format: Format, d: &CapturedDigit) {
-    let l = DigitLine {
-        digit: d
-            .tone
-            .map_or_else(|| format!("event {}", d.event), |c| c.to_string()),
-        t_ms: ms(d.start.as_secs_f64() * 1000.0),
-        duration_ms: ms(d.duration.as_secs_f64() * 1000.0),
-        source: "rfc4733",
-        ssrc: ssrc_str(&d.stream),
-        src: d.stream.src.to_string(),
-        dst: d.stream.dst.to_string(),
-        pt: d.stream.payload_type,
-        rate: d.clock_rate,
-        end: match d.end {
-            EndCause::EndPacket => "end-packet",
-            EndCause::NewEvent => "next-event",
-            EndCause::Timeout => "timeout",
-        },
-    };
     match format {
-        Format::Json => json_line(&l),
+        Format::Json => json_line(&d.record()),
         Format::Text => outln!(
             "{}  {:>10.1} ms  {:>7.1} ms  ssrc {} {} -> {} pt {} ({} Hz)",
-            l.digit,
-            l.t_ms,
-            l.duration_ms,
-            l.ssrc,
-            l.src,
-            l.dst,
-            l.pt,
-            l.rate
+            d.tone
+                .map_or_else(|| format!("event {}", d.event), |c| c.to_string()),
+            ms(d.start.as_secs_f64() * 1000.0),
+            ms(d.duration.as_secs_f64() * 1000.0),
+            ssrc_str(&d.stream),
+            d.stream.src,
+            d.stream.dst,
+            d.stream.payload_type,
+            d.clock_rate
         ),
     }
 }

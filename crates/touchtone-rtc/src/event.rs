@@ -81,24 +81,7 @@ state_names!(IceConnectionState, "ice-connection",
 state_names!(ConnectionState, "connection",
     Connecting => "connecting", Connected => "connected", Closed => "closed");
 
-/// How a digit reached us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DigitSource {
-    /// RFC 4733 telephone-event packets.
-    Rfc4733,
-    /// DTMF tones detected in the received audio.
-    Inband,
-}
-
-impl DigitSource {
-    /// `"rfc4733"` or `"inband"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            DigitSource::Rfc4733 => "rfc4733",
-            DigitSource::Inband => "inband",
-        }
-    }
-}
+pub use touchtone::DigitSource;
 
 /// A received key press.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +100,20 @@ pub struct DigitInfo {
     pub source: DigitSource,
     /// For an RFC 4733 key-up: whether an end packet, a newer event or the end timeout ended it.
     pub end_cause: Option<touchtone::EndCause>,
+}
+
+impl DigitInfo {
+    /// The key press as a [`DigitRecord`](touchtone::DigitRecord) (the JSON digit record): `t_ms` is
+    /// [`at`](Self::at) counted from `start`, with the SSRC and end cause when known.
+    pub fn record(&self, start: Instant) -> touchtone::DigitRecord {
+        let mut r = touchtone::DigitRecord::new(self.event, self.source, self.duration);
+        r.t_ms = Some(touchtone::record::millis(
+            self.at.saturating_duration_since(start),
+        ));
+        r.ssrc = self.ssrc;
+        r.end = self.end_cause;
+        r
+    }
 }
 
 /// An event of a [`Peer`](crate::Peer).

@@ -191,7 +191,7 @@ impl Hub {
             ..
         } = running;
         let start = Instant::now();
-        while let Some(line) = events.next(start).await {
+        while let Some(line) = events.next(start, &id).await {
             if line.is_digit {
                 Counters::bump(&self.inner.counters.digits);
             }

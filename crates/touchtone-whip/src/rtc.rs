@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use touchtone::DtmfError;
+use touchtone::{DigitRecord, DtmfError};
 use touchtone_rtc::{
     Call, CallControl, CallHandle, DigitInfo, InsertDtmfError, NegotiationError, PeerConfig,
     PeerEvent, RtcError,
@@ -163,14 +163,17 @@ pub(crate) struct Line {
 pub(crate) struct Events(CallHandle);
 
 impl Events {
-    /// The next event as a JSON line; `None` when the call has ended. Candidates are skipped.
-    pub async fn next(&mut self, start: Instant) -> Option<Line> {
+    /// The next event of call `call` as a JSON line; `None` when the call has ended. Candidates are
+    /// skipped.
+    pub async fn next(&mut self, start: Instant, call: &str) -> Option<Line> {
         loop {
             let ev = self.0.next_event().await?;
             if matches!(ev, PeerEvent::Candidate(_)) {
                 continue;
             }
-            let Ok(json) = serde_json::to_string(&EventLine::of("server", &ev, start)) else {
+            let Ok(json) =
+                serde_json::to_string(&EventLine::of("server", &ev, start).in_call(call))
+            else {
                 continue;
             };
             return Some(Line {
@@ -184,7 +187,7 @@ impl Events {
 
 /// Rounds milliseconds to a tenth, for stable output.
 pub fn ms(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
+    touchtone::record::round_ms(x)
 }
 
 /// The text of a received digit: its character, or `event N` for non-DTMF events.
@@ -257,17 +260,6 @@ pub enum EventLine<'a> {
         /// `rfc4733` or `inband`.
         source: &'a str,
     },
-    /// A remote key went up.
-    Digit {
-        /// The key.
-        digit: String,
-        /// How long it was held.
-        duration_ms: f64,
-        /// `rfc4733` or `inband`.
-        source: &'a str,
-        /// Milliseconds since the start.
-        t_ms: f64,
-    },
     /// The call ended.
     Closed {
         /// Milliseconds since the start.
@@ -275,6 +267,10 @@ pub enum EventLine<'a> {
         /// Which peer.
         peer: &'a str,
     },
+    /// A remote key went up: the digit record (`docs/digit-record.md`), with `t_ms`, `peer`, `ssrc`
+    /// and `end` (RFC 4733), and `call` on the server.
+    #[serde(untagged)]
+    Digit(DigitRecord),
 }
 
 impl<'a> EventLine<'a> {
@@ -315,15 +311,22 @@ impl<'a> EventLine<'a> {
                 digit: digit_str(d),
                 source: d.source.name(),
             },
-            PeerEvent::KeyUp(d) => EventLine::Digit {
-                digit: digit_str(d),
-                duration_ms: ms(d.duration.as_secs_f64() * 1000.0),
-                source: d.source.name(),
-                t_ms: t(d.at),
-            },
+            PeerEvent::KeyUp(d) => {
+                let mut r = d.record(start);
+                r.peer = Some(peer.to_string());
+                EventLine::Digit(r)
+            }
             PeerEvent::Closed => EventLine::Closed { t_ms: now, peer },
             _ => EventLine::Other { t_ms: now, peer },
         }
+    }
+
+    /// The same line naming the call it belongs to (digit records carry `call`).
+    pub fn in_call(mut self, call: &str) -> Self {
+        if let EventLine::Digit(r) = &mut self {
+            r.call = Some(call.to_string());
+        }
+        self
     }
 }
 

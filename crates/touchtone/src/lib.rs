@@ -4,6 +4,7 @@
 //!   RFC 4733 telephone-event packets ([`EventPacket`]).
 //! - [`DtmfReceiver`]: RFC 4733 packets in, key-down / key-up [`DigitEvent`]s out.
 //! - [`inband`]: DTMF as audio, ITU-T Q.23 synthesis and a Q.24-grade detector.
+//! - [`DigitRecord`]: one key press as the JSON record every tool emits (`serde` feature to serialize it).
 //!
 //! Nothing here reads a clock or does I/O: every time-dependent call takes `now: Instant`, state machines
 //! expose `handle_*`, `poll_*` and `poll_timeout`, so one thread can drive thousands of calls and every timing
@@ -45,6 +46,7 @@ pub mod event_set;
 pub mod inband;
 pub mod packetizer;
 pub mod receiver;
+pub mod record;
 pub mod sender;
 pub mod telephone_event;
 pub mod tone;
@@ -53,5 +55,6 @@ pub use error::{DtmfError, EventSetError, PayloadError, RtpError};
 pub use event_set::EventSet;
 pub use packetizer::EventPacket;
 pub use receiver::{DigitEvent, DtmfReceiver, EndCause, ReceiverStats, RtpInfo};
+pub use record::{DigitRecord, DigitSource};
 pub use sender::{DtmfSender, ToneChange};
 pub use telephone_event::TelephoneEvent;

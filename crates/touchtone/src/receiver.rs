@@ -84,10 +84,16 @@ impl RtpInfo {
 
 /// Why a key-up was reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum EndCause {
     /// A packet with the E bit arrived.
     EndPacket,
     /// A newer event started before the end of this one was seen.
+    #[cfg_attr(feature = "serde", serde(rename = "next-event"))]
     NewEvent,
     /// No packet of the event arrived for the end timeout.
     Timeout,

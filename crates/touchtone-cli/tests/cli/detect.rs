@@ -50,15 +50,36 @@ fn detect_json_lines_have_the_documented_shape() {
     let o = touchtone(&["detect", p, "--format", "json"]);
     let out = stdout(&o);
     let line = out.lines().next().unwrap();
-    assert!(line.starts_with(r#"{"digit":"5","start_ms":"#), "{line}");
+    assert!(
+        line.starts_with(
+            r#"{"type":"digit","v":1,"digit":"5","event":5,"source":"inband","duration_ms":"#
+        ),
+        "{line}"
+    );
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert!(v["start_ms"].as_f64().unwrap() < 5.0);
     assert!(
         (v["end_ms"].as_f64().unwrap() - 200.0).abs() < 6.0,
         "{line}"
     );
+    assert_eq!(v["channel"], 0, "{line}");
+    // A WAV file has no stream or call: those fields are left out, not null.
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-    assert!(keys.contains(&"end_ms".to_string()));
+    assert_eq!(
+        keys,
+        [
+            "channel",
+            "digit",
+            "duration_ms",
+            "end_ms",
+            "event",
+            "source",
+            "start_ms",
+            "type",
+            "v"
+        ],
+        "{line}"
+    );
     let o = touchtone(&["detect", p]);
     assert!(stdout(&o).starts_with('5'), "{}", stdout(&o));
 }

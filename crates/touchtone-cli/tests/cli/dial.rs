@@ -41,9 +41,16 @@ fn dial_sends_and_receives_every_tone() {
         .find(|l| l.contains(r#""type":"digit""#))
         .unwrap();
     assert!(
-        first.starts_with(r#"{"type":"digit","digit":"1","duration_ms":100.0,"source":"rfc4733""#),
+        first.starts_with(
+            r#"{"type":"digit","v":1,"digit":"1","event":1,"source":"rfc4733","duration_ms":100.0,"t_ms":"#
+        ),
         "{first}"
     );
+    for d in &digits {
+        assert_eq!(d["peer"], "receiver", "{d}");
+        assert_eq!(d["end"], "end-packet", "{d}");
+        assert!(d["ssrc"].is_u64(), "{d}");
+    }
     assert!(
         lines
             .iter()

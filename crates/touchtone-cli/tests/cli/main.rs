@@ -3,6 +3,7 @@
 
 mod detect;
 mod dial;
+mod digit_record;
 mod generate;
 mod pcap;
 mod util;

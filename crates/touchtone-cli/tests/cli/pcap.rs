@@ -32,9 +32,10 @@ fn pcap_finds_the_digits_and_their_durations() {
             assert_eq!(v["pt"].as_u64(), Some(101));
             assert_eq!(v["src"].as_str(), Some("10.0.0.1:4000"));
             assert_eq!(v["end"].as_str(), Some("end-packet"));
+            assert_eq!(v["ssrc"].as_u64(), Some(0xabc), "{v}");
         }
         // The digits start every 170 ms (100 ms tones, 70 ms gaps).
-        let t = |i: usize| lines[i]["t_ms"].as_f64().unwrap();
+        let t = |i: usize| lines[i]["start_ms"].as_f64().unwrap();
         assert!((t(2) - t(1) - 170.0).abs() < 0.2, "{lines:?}");
     }
     let path = dir.write(
@@ -125,7 +126,7 @@ fn concatenated_pcapng_sections_of_either_byte_order_give_all_digits() {
     let lines = pcap_json(&path);
     assert_eq!(digits(&lines), "1234", "{lines:?}");
     // The second call's "4" starts 10 s after the first call's "2".
-    let dt = lines[3]["t_ms"].as_f64().unwrap() - lines[1]["t_ms"].as_f64().unwrap();
+    let dt = lines[3]["start_ms"].as_f64().unwrap() - lines[1]["start_ms"].as_f64().unwrap();
     assert!((dt - 10_000.0).abs() < 0.2, "{dt}");
 }
 
@@ -157,7 +158,7 @@ fn pcapng_timestamp_resolutions_give_the_same_times() {
             .iter()
             .map(|v| {
                 (
-                    v["t_ms"].as_f64().unwrap(),
+                    v["start_ms"].as_f64().unwrap(),
                     v["duration_ms"].as_f64().unwrap(),
                     v["rate"].as_u64().unwrap(),
                 )
