@@ -4,37 +4,28 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use touchtone::{DtmfReceiver, DtmfSender, EventPacket, RtpInfo};
+use touchtone_netsim::{Link, NetConfig};
 
-/// One packet on the simulated network.
+/// One packet as it arrived from the simulated network.
 #[derive(Debug, Clone)]
 struct Wire {
     tone: usize,
     packet: EventPacket,
     arrival: Duration,
-    order: usize,
 }
 
-#[derive(Debug, Clone)]
-struct Net {
-    loss: Vec<bool>,
-    dup: Vec<bool>,
-    jitter_ms: Vec<u8>,
-}
-
-fn net() -> impl Strategy<Value = (f64, Net)> {
-    (0.0f64..=0.3).prop_flat_map(|p| {
+/// The network: loss up to 30%, 10% duplicates, jitter under 10 ms (so it reorders packets sent close
+/// together), from a seed.
+fn net() -> impl Strategy<Value = (u64, NetConfig)> {
+    (any::<u64>(), 0.0f64..=0.3).prop_map(|(seed, loss)| {
         (
-            Just(p),
-            (
-                proptest::collection::vec(proptest::bool::weighted(p), 400),
-                proptest::collection::vec(proptest::bool::weighted(0.1), 400),
-                proptest::collection::vec(0u8..10, 400),
-            )
-                .prop_map(|(loss, dup, jitter_ms)| Net {
-                    loss,
-                    dup,
-                    jitter_ms,
-                }),
+            seed,
+            NetConfig {
+                loss,
+                duplicate: 0.1,
+                jitter: Duration::from_micros(9_999),
+                ..NetConfig::default()
+            },
         )
     })
 }
@@ -48,7 +39,7 @@ proptest! {
         duration in 40u32..400,
         gap in 30u32..200,
         wide_clock in any::<bool>(),
-        (_p, net) in net(),
+        (seed, net) in net(),
     ) {
         let rate = if wide_clock { 48_000 } else { 8000 };
         let t0 = Instant::now();
@@ -71,21 +62,13 @@ proptest! {
         let sent_tones: Vec<char> = tones.chars().filter(|c| *c != ',').collect();
         prop_assert_eq!(tone.wrapping_add(1), sent_tones.len());
 
-        // The network: loss, duplicates, jitter under 10 ms (so it reorders packets sent close together).
-        let mut wire = vec![];
-        for (i, (tone, p)) in sent.iter().enumerate() {
-            let i = i % 400;
-            if net.loss[i] {
-                continue;
-            }
-            let copies = if net.dup[i] { 2 } else { 1 };
-            for c in 0..copies {
-                let jitter = Duration::from_millis(u64::from(net.jitter_ms[(i + c * 7) % 400]));
-                let arrival = (p.at - t0) + jitter;
-                wire.push(Wire { tone: *tone, packet: *p, arrival, order: wire.len() });
-            }
+        let mut link = Link::new(seed, net);
+        for (tone, p) in &sent {
+            link.send(p.at, (*tone, *p));
         }
-        wire.sort_by_key(|w| (w.arrival, w.order));
+        let wire: Vec<Wire> = std::iter::from_fn(|| link.poll_recv(t0 + Duration::from_secs(3600)))
+            .map(|(at, (tone, packet))| Wire { tone, packet, arrival: at - t0 })
+            .collect();
 
         let mut rx = DtmfReceiver::new(rate);
         rx.set_end_timeout(Duration::from_millis(500));

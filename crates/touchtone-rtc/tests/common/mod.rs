@@ -1,0 +1,152 @@
+//! Test support shared by the rtc tests: two peers wired back to back through a simulated network
+//! (`touchtone-netsim`: seeded loss, duplication, jitter, latency, outages) on a simulated clock.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use touchtone_netsim::{Link, NetConfig};
+use touchtone_rtc::{Peer, PeerConfig, PeerEvent, Transmit};
+
+/// Which datagrams the network drops on purpose: (from a, index among that side's datagrams, bytes) ->
+/// drop. Applied before the links' own loss.
+pub type DropRule = Box<dyn FnMut(bool, usize, &[u8]) -> bool>;
+
+/// A caller `a` and a callee `b` after offer/answer, with the network between them.
+pub struct Pair {
+    pub a: Peer,
+    pub b: Peer,
+    /// The simulated clock.
+    pub now: Instant,
+    pub drop: Option<DropRule>,
+    /// Datagrams each side has sent.
+    pub sent: (usize, usize),
+    pub a_events: Vec<(Instant, PeerEvent)>,
+    pub b_events: Vec<(Instant, PeerEvent)>,
+    /// a to b and b to a.
+    pub ab: Link<Vec<u8>>,
+    pub ba: Link<Vec<u8>>,
+    /// Every datagram that reached b, in arrival order, with its arrival.
+    pub b_received: Vec<(Instant, Vec<u8>)>,
+    /// Datagrams a peer refused (with an impaired network: duplicates past SRTP's replay window, ...).
+    pub receive_errors: usize,
+}
+
+impl Pair {
+    /// The pair on a perfect network: every datagram arrives the instant it is sent.
+    pub fn new(caller: PeerConfig, callee: PeerConfig) -> Pair {
+        Pair::with_net(caller, callee, 0, NetConfig::default())
+    }
+
+    /// The pair with `net` in both directions, its randomness from `seed`.
+    pub fn with_net(caller: PeerConfig, callee: PeerConfig, seed: u64, net: NetConfig) -> Pair {
+        let now = Instant::now();
+        let a_addr: SocketAddr = "127.0.0.1:10000".parse().unwrap();
+        let b_addr: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+        let mut a = Peer::new(now, a_addr, caller).unwrap();
+        let mut b = Peer::new(now, b_addr, callee).unwrap();
+        let offer = a.create_offer().unwrap();
+        let answer = b.accept_offer(now, &offer).unwrap();
+        a.accept_answer(now, &answer).unwrap();
+        Pair {
+            a,
+            b,
+            now,
+            drop: None,
+            sent: (0, 0),
+            a_events: vec![],
+            b_events: vec![],
+            ab: Link::new(seed, net.clone()),
+            ba: Link::new(seed ^ 0x5555_5555_5555_5555, net),
+            b_received: vec![],
+            receive_errors: 0,
+        }
+    }
+
+    /// Sends what each peer has to send and delivers what has arrived, or else jumps the clock to the
+    /// next timeout or arrival.
+    pub fn step(&mut self) {
+        let (a_addr, b_addr) = (self.a.local_addr(), self.b.local_addr());
+        let mut moved = false;
+        while let Some(Transmit {
+            destination,
+            contents,
+        }) = self.a.poll_transmit()
+        {
+            assert_eq!(destination, b_addr);
+            self.sent.0 += 1;
+            if !self
+                .drop
+                .as_mut()
+                .is_some_and(|d| d(true, self.sent.0 - 1, &contents))
+            {
+                self.ab.send(self.now, contents);
+            }
+            moved = true;
+        }
+        while let Some((at, data)) = self.ab.poll_recv(self.now) {
+            if self.b.handle_receive(at, a_addr, &data).is_err() {
+                self.receive_errors += 1;
+            }
+            self.b_received.push((at, data));
+            moved = true;
+        }
+        while let Some(Transmit {
+            destination,
+            contents,
+        }) = self.b.poll_transmit()
+        {
+            assert_eq!(destination, a_addr);
+            self.sent.1 += 1;
+            if !self
+                .drop
+                .as_mut()
+                .is_some_and(|d| d(false, self.sent.1 - 1, &contents))
+            {
+                self.ba.send(self.now, contents);
+            }
+            moved = true;
+        }
+        while let Some((at, data)) = self.ba.poll_recv(self.now) {
+            if self.a.handle_receive(at, b_addr, &data).is_err() {
+                self.receive_errors += 1;
+            }
+            moved = true;
+        }
+        if !moved {
+            let next = [
+                self.a.poll_timeout(),
+                self.b.poll_timeout(),
+                self.ab.poll_timeout(),
+                self.ba.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            self.now = self.now.max(next.expect("something is always pending"));
+            self.a.handle_timeout(self.now).unwrap();
+            self.b.handle_timeout(self.now).unwrap();
+        }
+        while let Some(e) = self.a.poll_event() {
+            self.a_events.push((self.now, e));
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.b_events.push((self.now, e));
+        }
+    }
+
+    /// Steps until `done`, for at most 60 s of simulated time.
+    pub fn run_until(&mut self, mut done: impl FnMut(&Pair) -> bool) {
+        let limit = self.now + Duration::from_secs(60);
+        while !done(self) {
+            assert!(self.now < limit, "simulated time ran out");
+            self.step();
+        }
+    }
+
+    /// Connects both sides.
+    pub fn connect(&mut self) {
+        self.run_until(|p| p.a.can_insert_dtmf() && p.b.is_connected());
+    }
+}
