@@ -63,6 +63,17 @@ pub use metrics::MetricsSnapshot;
 pub use rtc::{EventLine, digit_str, ms};
 pub use server::{ServerLimits, serve};
 
+/// The README's examples, compiled and run as doc tests (with `touchtone` and `touchtone-rtc`, which this
+/// crate depends on).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
+/// The digit record's page (docs/digit-record.md), its example compiled and run.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/digit-record.md")]
+struct DigitRecordDoctests;
+
 /// The endpoint's routes and the hub behind them.
 pub fn router(config: WhipConfig) -> (Router, Hub) {
     let hub = Hub::new(config);
