@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod codec;
+pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod negotiation;
@@ -15,11 +16,12 @@ pub mod record;
 
 pub use call::{Call, CallControl, CallHandle, CallStats};
 pub use codec::AudioCodec;
+pub use endpoint::{EndpointStats, UdpEndpoint};
 pub use error::{InsertDtmfError, NegotiationError, RtcError};
 pub use event::{
     ConnectionState, DigitInfo, DigitSource, IceConnectionState, IceGatheringState, PeerEvent,
     SignalingState,
 };
-pub use peer::{DurationClock, Negotiated, Peer, PeerConfig, Transmit};
+pub use peer::{DurationClock, Negotiated, Peer, PeerConfig, Transmit, generate_certificate};
 pub use record::{PcapngRecorder, RecordError, RtpRecord};
 pub use str0m::media::Direction;

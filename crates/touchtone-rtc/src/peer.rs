@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::config::DtlsCert;
 use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc};
 use touchtone::inband::{Detector, ToneGenerator, g711};
 use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, EventSet, RtpInfo};
@@ -240,7 +240,12 @@ impl Peer {
         &self.ice.ufrag
     }
 
-    fn build_rtc(&self, now: Instant, codecs: &[AudioCodec], rates: &[u32]) -> Result<Rtc, RtcError> {
+    fn build_rtc(
+        &self,
+        now: Instant,
+        codecs: &[AudioCodec],
+        rates: &[u32],
+    ) -> Result<Rtc, RtcError> {
         let mut config = Rtc::builder()
             .set_rtp_mode(true)
             .set_local_ice_credentials(self.ice.clone());
