@@ -61,6 +61,13 @@ impl Transport {
         }
     }
 
+    /// Before reading what is queued: a shared port routes what waits in its socket first.
+    fn route_queued(&mut self, buf: &mut [u8]) {
+        if let Transport::Shared { socket, _route, .. } = self {
+            _route.route_queued(socket, buf, DRAIN_LIMIT);
+        }
+    }
+
     /// A datagram already waiting, without waiting for one.
     fn try_recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         match self {
@@ -341,7 +348,7 @@ async fn wait_until(deadline: Instant, playout: Option<Instant>, window: Duratio
 /// One datagram already queued in the socket, read with a direct non-blocking `recvfrom`. tokio's
 /// `try_recv_from` is not enough: after a stall the runtime can wake the timer before it has seen the
 /// socket become readable, and then reports `WouldBlock` with datagrams waiting.
-fn recv_queued(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+pub(crate) fn recv_queued(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
     let sock = socket2::SockRef::from(socket);
     // SAFETY: `recv_from` only writes initialized bytes into the buffer, and `u8` and
     // `MaybeUninit<u8>` have the same layout.
@@ -445,6 +452,7 @@ async fn run(
                 while let Some(ev) = peer.poll_event() {
                     let _ = ev_tx.send(ev);
                 }
+                transport.route_queued(&mut buf);
                 let (read, result) = queued_then_timers(&mut peer, Instant::now(), &mut buf, |b| {
                     transport.try_recv(b)
                 });

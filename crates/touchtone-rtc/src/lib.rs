@@ -24,4 +24,5 @@ pub use event::{
 };
 pub use peer::{DurationClock, Negotiated, Peer, PeerConfig, Transmit, generate_certificate};
 pub use record::{PcapngRecorder, RecordError, RtpRecord};
+pub use str0m::config::DtlsCert;
 pub use str0m::media::Direction;
