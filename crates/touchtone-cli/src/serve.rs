@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
-use touchtone_whip::{CallRate, Hub, ServerLimits, WhipConfig};
+use touchtone_whip::{CallRate, Hub, ServerLimits, UdpEndpoint, UdpMode, WhipConfig};
 
 use crate::Failure;
 
@@ -21,9 +21,23 @@ pub struct Args {
     /// HTTP address to listen on.
     #[arg(long, env = "TOUCHTONE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Address the calls' UDP sockets bind to (and announce as their ICE candidate).
-    #[arg(long, env = "TOUCHTONE_RTC_BIND", default_value = "127.0.0.1")]
-    rtc_bind: IpAddr,
+    /// The one UDP port every call's media uses (ICE, DTLS, SRTP), as ADDR:PORT; `[::]:PORT` takes IPv4
+    /// and IPv6. Port 0 picks a free one.
+    #[arg(long, env = "TOUCHTONE_UDP_LISTEN", default_value = "127.0.0.1:8080")]
+    udp_listen: SocketAddr,
+    /// An address browsers reach this server at (behind NAT, in a container), announced as the calls'
+    /// host candidate with the UDP port; repeatable or comma-separated, IPv4 and IPv6. Needed when
+    /// --udp-listen is unspecified (0.0.0.0 or [::]).
+    #[arg(long, env = "TOUCHTONE_PUBLIC_IP", value_delimiter = ',')]
+    public_ip: Vec<IpAddr>,
+    /// Give each call its own UDP socket on this address instead of the one --udp-listen port.
+    #[arg(
+        long,
+        env = "TOUCHTONE_RTC_BIND",
+        value_name = "IP",
+        conflicts_with = "public_ip"
+    )]
+    port_per_call: Option<IpAddr>,
     /// Most calls at once; more get 503.
     #[arg(long, env = "TOUCHTONE_MAX_CALLS", default_value_t = 100)]
     max_calls: usize,
@@ -101,7 +115,7 @@ impl Args {
             ));
         }
         Ok(WhipConfig {
-            rtc_bind: self.rtc_bind,
+            udp: UdpMode::PerCall(self.udp_listen.ip()),
             max_calls: self.max_calls,
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             yield_window: Duration::from_millis(self.yield_window_ms),
@@ -147,12 +161,38 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::input(e.to_string()))?;
+        let mut config = config;
+        config.udp = match args.port_per_call {
+            Some(ip) => UdpMode::PerCall(ip),
+            None => UdpMode::Shared(
+                UdpEndpoint::bind(args.udp_listen, &args.public_ip)
+                    .await
+                    .map_err(|e| {
+                        Failure::input(format!("--udp-listen {}: {e}", args.udp_listen))
+                    })?,
+            ),
+        };
+        let media = match &config.udp {
+            UdpMode::Shared(e) => {
+                let announced: Vec<String> = e.announced().iter().map(|a| a.to_string()).collect();
+                format!(
+                    "touchtone serve: media on UDP {} (announced as {})",
+                    e.local_addr(),
+                    announced.join(", ")
+                )
+            }
+            UdpMode::PerCall(ip) => {
+                format!("touchtone serve: media on a UDP port per call on {ip}")
+            }
+        };
         let (whip, hub) = touchtone_whip::router(config);
         let app = Router::new()
             .route("/", get(|| async { Html(PAGE) }))
             .merge(whip);
         let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
         eprintln!("touchtone serve: open http://{addr}/{query} in a browser (Ctrl-C to stop)");
+        // Not eprintln!: a closed stderr must not stop the server.
+        let _ = writeln!(std::io::stderr(), "{media}");
         let drain_timeout = Duration::from_secs(args.drain_timeout);
         let shutdown = async move {
             signals.recv().await;

@@ -23,6 +23,26 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// The first line the server wrote to stderr (after the address line) that contains `text`.
+    fn stderr_line_containing(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .lines()
+                .find(|l| l.contains(text))
+            {
+                return l.to_string();
+            }
+            assert!(Instant::now() < deadline, "no stderr line with {text:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 fn serve(extra: &[&str]) -> Server {
     serve_env(extra, &[])
 }
@@ -30,6 +50,11 @@ fn serve(extra: &[&str]) -> Server {
 fn serve_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_touchtone"))
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(if extra.contains(&"--udp-listen") {
+            &[][..]
+        } else {
+            &["--udp-listen", "127.0.0.1:0"][..]
+        })
         .args(extra)
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
@@ -348,4 +373,85 @@ fn settings_come_from_the_environment_too() {
         with_token(&srv.addr).starts_with("HTTP/1.1 503"),
         "TOUCHTONE_MAX_CALLS=1"
     );
+}
+
+/// The UDP port of the host candidate in an SDP answer.
+fn candidate_addr(answer: &str) -> String {
+    answer
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.strip_prefix("a=candidate:")?.split(' ').collect();
+            Some(format!("{}:{}", f.get(4)?, f.get(5)?))
+        })
+        .expect("a host candidate")
+}
+
+#[test]
+fn every_call_shares_the_one_udp_port() {
+    let srv = serve(&[]);
+    let media = srv.stderr_line_containing("media on UDP");
+    let port = media
+        .split("media on UDP ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap()
+        .to_string();
+    let mut seen = vec![];
+    for _ in 0..5 {
+        let (_, sdp) = offer();
+        let (status, head, answer) = post_sdp(&srv.addr, &sdp);
+        assert_eq!(status, 201, "{head}\n{answer}");
+        seen.push(candidate_addr(&answer));
+    }
+    assert!(seen.iter().all(|a| *a == port), "{port} vs {seen:?}");
+}
+
+#[test]
+fn public_addresses_are_announced_and_reached() {
+    // Bound to every address, announced as 127.0.0.1: a client reaches it and dials.
+    let srv = serve(&["--udp-listen", "0.0.0.0:0", "--public-ip", "127.0.0.1"]);
+    let addr = srv.addr.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut call = Call::bind("127.0.0.1".parse().unwrap(), PeerConfig::default())
+            .await
+            .unwrap();
+        let offer = call.peer.create_offer().unwrap();
+        let (status, head, answer) = post_sdp(&addr, &offer);
+        assert_eq!(status, 201, "{head}");
+        assert!(
+            candidate_addr(&answer).starts_with("127.0.0.1:"),
+            "{answer}"
+        );
+        call.peer.accept_answer(Instant::now(), &answer).unwrap();
+        let mut client = call.spawn();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(ev) = client.next_event().await {
+                if ev == PeerEvent::Connection(ConnectionState::Connected) {
+                    return;
+                }
+            }
+            panic!("call ended");
+        })
+        .await
+        .expect("connects through the announced address");
+        client.close();
+    });
+    // Unspecified without a public address: a clear error, status 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_touchtone"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--udp-listen",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("public address"), "{err}");
 }

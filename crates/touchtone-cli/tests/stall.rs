@@ -35,15 +35,22 @@ fn serve(wrapper: &[&str]) -> Server {
         None => Command::new(bin),
     };
     let mut child = cmd
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--udp-listen",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut line).unwrap();
+    // Keep reading what the server writes, as a terminal would.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let addr = line
         .split("http://")
         .nth(1)
@@ -199,13 +206,19 @@ fn a_server_sharing_its_cpu_with_a_busy_loop_hears_every_digit() {
     if Command::new("taskset").arg("-V").output().is_err() {
         panic!("taskset (util-linux) is needed for this test");
     }
-    let mut hog = Command::new("taskset")
+    /// Ends the busy loop however the test ends.
+    struct Hog(Child);
+    impl Drop for Hog {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _hog = Hog(Command::new("taskset")
         .args(["-c", "0", "sh", "-c", "while :; do :; done"])
         .spawn()
-        .unwrap();
+        .unwrap());
     let srv = serve(&["taskset", "-c", "0"]);
     let got = dial_into(&srv, "0123456789", |_, _| {});
-    let _ = hog.kill();
-    let _ = hog.wait();
     assert_exact(&got, "0123456789");
 }

@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use touchtone::DtmfError;
 
+use crate::endpoint::{Datagram, RouteGuard, for_socket};
 use crate::error::{InsertDtmfError, RtcError};
 use crate::event::PeerEvent;
 use crate::peer::{Peer, PeerConfig, Transmit};
@@ -34,12 +35,75 @@ enum Command {
     Close,
 }
 
+/// Where a call's datagrams come from and go to.
+#[derive(Debug)]
+enum Transport {
+    /// Its own UDP socket.
+    Own(UdpSocket),
+    /// A port shared with other calls ([`UdpEndpoint`](crate::UdpEndpoint)), which routes this call's
+    /// datagrams to it.
+    Shared {
+        socket: Arc<UdpSocket>,
+        rx: mpsc::Receiver<Datagram>,
+        _route: RouteGuard,
+    },
+}
+
+impl Transport {
+    /// The next datagram, copied into `buf`; `None` when the shared port is gone.
+    async fn recv(&mut self, buf: &mut [u8]) -> Option<std::io::Result<(usize, SocketAddr)>> {
+        match self {
+            Transport::Own(s) => Some(s.recv_from(buf).await),
+            Transport::Shared { rx, .. } => {
+                let (src, data) = rx.recv().await?;
+                Some(Ok(copy_into(buf, src, &data)))
+            }
+        }
+    }
+
+    /// Before reading what is queued: a shared port routes what waits in its socket first.
+    fn route_queued(&mut self, buf: &mut [u8]) {
+        if let Transport::Shared { socket, _route, .. } = self {
+            _route.route_queued(socket, buf, DRAIN_LIMIT);
+        }
+    }
+
+    /// A datagram already waiting, without waiting for one.
+    fn try_recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        match self {
+            Transport::Own(s) => recv_queued(s, buf),
+            Transport::Shared { rx, .. } => {
+                let (src, data) = rx.try_recv().ok()?;
+                Some(copy_into(buf, src, &data))
+            }
+        }
+    }
+
+    async fn send_to(&self, data: &[u8], dst: SocketAddr) -> std::io::Result<usize> {
+        let socket = match self {
+            Transport::Own(s) => s,
+            Transport::Shared { socket, .. } => socket,
+        };
+        let dst = match socket.local_addr() {
+            Ok(local) => for_socket(local, dst),
+            Err(_) => dst,
+        };
+        socket.send_to(data, dst).await
+    }
+}
+
+fn copy_into(buf: &mut [u8], src: SocketAddr, data: &[u8]) -> (usize, SocketAddr) {
+    let n = data.len().min(buf.len());
+    buf[..n].copy_from_slice(&data[..n]);
+    (n, src)
+}
+
 /// A peer bound to its UDP socket, before it runs.
 #[derive(Debug)]
 pub struct Call {
     /// The sans-IO peer; use it for offer/answer before [`Call::spawn`].
     pub peer: Peer,
-    socket: UdpSocket,
+    transport: Transport,
     yield_window: Duration,
     recorder: Option<PcapngRecorder>,
 }
@@ -64,10 +128,30 @@ impl Call {
         peer.set_idle_timeout(Some(DEFAULT_IDLE_TIMEOUT));
         Ok(Call {
             peer,
-            socket,
+            transport: Transport::Own(socket),
             yield_window: DEFAULT_YIELD_WINDOW,
             recorder: None,
         })
+    }
+
+    /// A call fed by a shared port's router.
+    pub(crate) fn on_endpoint(
+        mut peer: Peer,
+        socket: Arc<UdpSocket>,
+        rx: mpsc::Receiver<Datagram>,
+        route: RouteGuard,
+    ) -> Call {
+        peer.set_idle_timeout(Some(DEFAULT_IDLE_TIMEOUT));
+        Call {
+            peer,
+            transport: Transport::Shared {
+                socket,
+                rx,
+                _route: route,
+            },
+            yield_window: DEFAULT_YIELD_WINDOW,
+            recorder: None,
+        }
     }
 
     /// Sets how long the call may go without hearing from the remote before it is ended (datagrams
@@ -264,7 +348,7 @@ async fn wait_until(deadline: Instant, playout: Option<Instant>, window: Duratio
 /// One datagram already queued in the socket, read with a direct non-blocking `recvfrom`. tokio's
 /// `try_recv_from` is not enough: after a stall the runtime can wake the timer before it has seen the
 /// socket become readable, and then reports `WouldBlock` with datagrams waiting.
-fn recv_queued(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+pub(crate) fn recv_queued(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
     let sock = socket2::SockRef::from(socket);
     // SAFETY: `recv_from` only writes initialized bytes into the buffer, and `u8` and
     // `MaybeUninit<u8>` have the same layout.
@@ -306,7 +390,7 @@ async fn run(
 ) {
     let Call {
         mut peer,
-        socket,
+        mut transport,
         yield_window,
         mut recorder,
     } = call;
@@ -331,7 +415,7 @@ async fn run(
             contents: data,
         }) = peer.poll_transmit()
         {
-            match socket.send_to(&data, dst).await {
+            match transport.send_to(&data, dst).await {
                 Ok(_) => {
                     stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
                 }
@@ -346,13 +430,18 @@ async fn run(
             .poll_timeout()
             .unwrap_or(now + Duration::from_secs(3600));
         let result = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, src)) => {
+            r = transport.recv(&mut buf) => match r {
+                Some(Ok((n, src))) => {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                     peer.handle_receive(Instant::now(), src, &buf[..n])
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::debug!("receive: {e}");
+                    Ok(())
+                }
+                None => {
+                    tracing::info!("call {}: its UDP port closed; ending it", peer.local_addr());
+                    peer.close(Instant::now());
                     Ok(())
                 }
             },
@@ -363,8 +452,9 @@ async fn run(
                 while let Some(ev) = peer.poll_event() {
                     let _ = ev_tx.send(ev);
                 }
+                transport.route_queued(&mut buf);
                 let (read, result) = queued_then_timers(&mut peer, Instant::now(), &mut buf, |b| {
-                    recv_queued(&socket, b)
+                    transport.try_recv(b)
                 });
                 stats.datagrams_in.fetch_add(read, Ordering::Relaxed);
                 result

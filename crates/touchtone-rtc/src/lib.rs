@@ -70,6 +70,7 @@
 
 pub mod call;
 pub mod codec;
+pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod negotiation;
@@ -78,11 +79,13 @@ pub mod record;
 
 pub use call::{Call, CallControl, CallHandle, CallStats};
 pub use codec::AudioCodec;
+pub use endpoint::{EndpointStats, UdpEndpoint};
 pub use error::{InsertDtmfError, NegotiationError, RtcError};
 pub use event::{
     ConnectionState, DigitInfo, DigitSource, IceConnectionState, IceGatheringState, PeerEvent,
     SignalingState,
 };
-pub use peer::{DurationClock, Negotiated, Peer, PeerConfig, Transmit};
+pub use peer::{DurationClock, Negotiated, Peer, PeerConfig, Transmit, generate_certificate};
 pub use record::{PcapngRecorder, RecordError, RtpRecord};
+pub use str0m::config::DtlsCert;
 pub use str0m::media::Direction;

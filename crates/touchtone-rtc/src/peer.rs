@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc};
 use touchtone::inband::{Detector, ToneGenerator, g711};
 use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, EventSet, RtpInfo};
 
@@ -50,6 +51,16 @@ pub struct PeerConfig {
     pub inband_detect: bool,
     /// Audio to send, looped: 8 kHz mono 16-bit PCM (G.711 codecs only; Opus sends silence).
     pub audio: Option<Arc<[i16]>>,
+    /// The DTLS certificate; `None` makes one for this peer. A server shares one across its calls
+    /// ([`generate_certificate`]), which saves making a key per call.
+    pub dtls_cert: Option<DtlsCert>,
+}
+
+/// A new self-signed DTLS certificate for [`PeerConfig::dtls_cert`].
+pub fn generate_certificate() -> Option<DtlsCert> {
+    str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
 }
 
 impl Default for PeerConfig {
@@ -63,6 +74,7 @@ impl Default for PeerConfig {
             inband_send: false,
             inband_detect: false,
             audio: None,
+            dtls_cert: None,
         }
     }
 }
@@ -110,7 +122,12 @@ pub struct Transmit {
 
 /// One WebRTC call: SDP in and out, UDP datagrams in and out, DTMF both ways.
 pub struct Peer {
-    rtc: Rtc,
+    /// str0m, built once at the first offer or answer (with the answer's codec only).
+    rtc: Option<Rtc>,
+    /// Our ICE credentials: the ufrag tells a shared UDP port which call a STUN check is for.
+    ice: IceCreds,
+    /// Further local addresses announced as host candidates (public addresses behind NAT).
+    extra_locals: Vec<SocketAddr>,
     config: PeerConfig,
     local: SocketAddr,
     mid: Option<Mid>,
@@ -162,10 +179,10 @@ const MAX_STUN_SOURCES: usize = 8;
 impl Peer {
     /// A peer whose one UDP socket is bound at `local`.
     pub fn new(now: Instant, local: SocketAddr, config: PeerConfig) -> Result<Self, RtcError> {
-        let rates = offer_rates(&config);
-        let rtc = build_rtc(now, local, &config.codecs, &rates)?;
         let mut peer = Peer {
-            rtc,
+            rtc: None,
+            ice: IceCreds::new(),
+            extra_locals: Vec::new(),
             config,
             local,
             mid: None,
@@ -206,6 +223,58 @@ impl Peer {
         Ok(peer)
     }
 
+    /// Also announces `addrs` as host candidates (a server's public addresses behind a 1:1 NAT, with the
+    /// port it listens on). Call before the offer or answer.
+    pub fn add_local_addrs(&mut self, addrs: &[SocketAddr]) {
+        for a in addrs {
+            if *a != self.local && !self.extra_locals.contains(a) {
+                self.extra_locals.push(*a);
+                self.events
+                    .push_back(PeerEvent::Candidate(format!("{a} udp host")));
+            }
+        }
+    }
+
+    /// Our ICE username fragment (`a=ice-ufrag`): STUN checks for this call carry it first in USERNAME.
+    pub fn local_ufrag(&self) -> &str {
+        &self.ice.ufrag
+    }
+
+    fn build_rtc(
+        &self,
+        now: Instant,
+        codecs: &[AudioCodec],
+        rates: &[u32],
+    ) -> Result<Rtc, RtcError> {
+        let mut config = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_local_ice_credentials(self.ice.clone());
+        if let Some(cert) = &self.config.dtls_cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
+        configure(config.codec_config(), codecs, rates);
+        let mut rtc = config.build(now);
+        for addr in std::iter::once(self.local).chain(self.extra_locals.iter().copied()) {
+            rtc.add_local_candidate(Candidate::host(addr, "udp")?);
+        }
+        Ok(rtc)
+    }
+
+    /// The local address a datagram from `source` arrived at: ours of the same IP family.
+    fn local_for(&self, source: SocketAddr) -> SocketAddr {
+        std::iter::once(self.local)
+            .chain(self.extra_locals.iter().copied())
+            .find(|a| a.is_ipv4() == source.is_ipv4())
+            .unwrap_or(self.local)
+    }
+
+    /// str0m, once offer/answer has begun.
+    fn rtc(&mut self) -> Result<&mut Rtc, RtcError> {
+        self.rtc
+            .as_mut()
+            .ok_or(RtcError::Negotiation(NegotiationError::NoPendingOffer))
+    }
+
     /// The local UDP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -213,8 +282,13 @@ impl Peer {
 
     /// Creates an SDP offer with one audio m-line (non-trickle: candidates included).
     pub fn create_offer(&mut self) -> Result<String, RtcError> {
-        let mut change = self.rtc.sdp_api();
-        let mid = change.add_media(MediaKind::Audio, self.config.direction, None, None, None);
+        if self.rtc.is_none() {
+            let rates = offer_rates(&self.config);
+            self.rtc = Some(self.build_rtc(self.now, &self.config.codecs.clone(), &rates)?);
+        }
+        let direction = self.config.direction;
+        let mut change = self.rtc()?.sdp_api();
+        let mid = change.add_media(MediaKind::Audio, direction, None, None, None);
         let (offer, pending) = change.apply().ok_or(NegotiationError::NothingToOffer)?;
         self.mid = Some(mid);
         self.pending = Some(pending);
@@ -233,7 +307,7 @@ impl Peer {
         let normalized = negotiation::normalize(sdp);
         let answer = SdpAnswer::from_sdp_string(&normalized.sdp)?;
         self.remote_events = normalized.events;
-        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        self.rtc()?.sdp_api().accept_answer(pending, answer)?;
         self.events
             .push_back(PeerEvent::Signaling(SignalingState::Stable));
         self.after_negotiation(now)
@@ -265,11 +339,11 @@ impl Peer {
         let te = negotiation::choose(&normalized.events, chosen.clock_rate())
             .filter(|_| self.config.telephone_event);
         let rates: Vec<u32> = te.iter().map(|t| t.clock_rate).collect();
-        self.rtc = build_rtc(now, self.local, &[chosen], &rates)?;
+        self.rtc = Some(self.build_rtc(now, &[chosen], &rates)?);
         self.remote_events = normalized.events;
         self.events
             .push_back(PeerEvent::Signaling(SignalingState::HaveRemoteOffer));
-        let answer = self.rtc.sdp_api().accept_offer(offer)?;
+        let answer = self.rtc()?.sdp_api().accept_offer(offer)?;
         self.events
             .push_back(PeerEvent::Signaling(SignalingState::Stable));
         self.after_negotiation(now)?;
@@ -334,17 +408,21 @@ impl Peer {
         let Ok(contents) = data.try_into() else {
             return Ok(()); // Not STUN, DTLS or RTP: nothing for us.
         };
+        let destination = self.local_for(source);
         let input = Input::Receive(
             now,
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local,
+                destination,
                 contents,
             },
         );
         let is_stun = matches!(data.first(), Some(0..=3));
-        if !self.rtc.accepts(&input) {
+        let Some(rtc) = self.rtc.as_mut() else {
+            return Ok(()); // No offer or answer yet: nothing can be for us.
+        };
+        if !rtc.accepts(&input) {
             // DTLS (and SRTP) from an address that already proved the ICE credentials: the remote's check
             // of us succeeded before ours of it; str0m's own filter would drop its first DTLS flight.
             if is_stun || !self.stun_sources.contains(&source) {
@@ -358,7 +436,7 @@ impl Peer {
         }
         self.last_heard = now;
         self.remote = Some(source);
-        self.rtc.handle_input(input)?;
+        rtc.handle_input(input)?;
         // Timers are left to `handle_timeout`: a driver that wakes after a stall reads every queued
         // datagram before any timer (the receiver's end timeout among them) runs.
         self.drain()
@@ -388,8 +466,10 @@ impl Peer {
             self.close(now);
             return Ok(());
         }
-        if self.rtc_timeout <= now {
-            self.rtc.handle_input(Input::Timeout(now))?;
+        if let Some(rtc) = self.rtc.as_mut()
+            && self.rtc_timeout <= now
+        {
+            rtc.handle_input(Input::Timeout(now))?;
             self.drain()?;
         }
         self.run_playout(now);
@@ -488,7 +568,7 @@ impl Peer {
         }
         [
             self.idle_timeout.map(|t| self.last_heard + t),
-            Some(self.rtc_timeout),
+            self.rtc.is_some().then_some(self.rtc_timeout),
             self.sender.poll_timeout(),
             self.receivers
                 .iter()
@@ -532,7 +612,7 @@ impl Peer {
         if self.closed {
             return;
         }
-        if let Err(e) = self.rtc.close() {
+        if let Some(Err(e)) = self.rtc.as_mut().map(Rtc::close) {
             tracing::debug!("close: {e}");
         }
         if let Err(e) = self.drain() {
@@ -579,7 +659,10 @@ impl Peer {
             return Ok(());
         };
         let seq = self.seq;
-        let mut api = self.rtc.direct_api();
+        let Some(rtc) = self.rtc.as_mut() else {
+            return Ok(());
+        };
+        let mut api = rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             return Ok(());
         };
@@ -604,11 +687,14 @@ impl Peer {
     fn after_negotiation(&mut self, now: Instant) -> Result<(), RtcError> {
         self.now = now;
         self.drain()?;
-        let Some(media) = self.mid.and_then(|m| self.rtc.media(m)) else {
+        let Some(rtc) = self.rtc.as_mut() else {
+            return Err(NegotiationError::NoPendingOffer.into());
+        };
+        let Some(media) = self.mid.and_then(|m| rtc.media(m)) else {
             return Err(NegotiationError::NoAudio.into());
         };
         let direction = media.direction();
-        let params: Vec<_> = self.rtc.codec_config().params().to_vec();
+        let params: Vec<_> = rtc.codec_config().params().to_vec();
         let remote = media.remote_pts().to_vec();
         let spec_of = |pt: &Pt| params.iter().find(|p| p.pt() == *pt).map(|p| p.spec());
         let chosen = remote.iter().find_map(|pt| {
@@ -682,7 +768,10 @@ impl Peer {
     /// Drains str0m's output until its next timeout, as str0m requires after every mutation.
     fn drain(&mut self) -> Result<(), RtcError> {
         loop {
-            match self.rtc.poll_output()? {
+            let Some(rtc) = self.rtc.as_mut() else {
+                return Ok(());
+            };
+            match rtc.poll_output()? {
                 Output::Timeout(t) => {
                     self.rtc_timeout = t;
                     return Ok(());
@@ -736,13 +825,13 @@ impl Peer {
                         packet,
                     });
                 }
-                let tele_rate = self
-                    .rtc
-                    .codec_config()
-                    .params()
-                    .iter()
-                    .find(|c| c.pt() == pt && c.spec().codec == Codec::Tele)
-                    .map(|c| c.spec().clock_rate.get());
+                let tele_rate = self.rtc.as_ref().and_then(|rtc| {
+                    rtc.codec_config()
+                        .params()
+                        .iter()
+                        .find(|c| c.pt() == pt && c.spec().codec == Codec::Tele)
+                        .map(|c| c.spec().clock_rate.get())
+                });
                 if let Some(rate) = tele_rate {
                     let info = RtpInfo {
                         ssrc: *p.header.ssrc,
@@ -843,21 +932,6 @@ impl Peer {
             });
         }
     }
-}
-
-/// A str0m instance in RTP mode with our codecs and one host candidate.
-fn build_rtc(
-    now: Instant,
-    local: SocketAddr,
-    codecs: &[AudioCodec],
-    telephone_event_rates: &[u32],
-) -> Result<Rtc, RtcError> {
-    let mut builder = Rtc::builder().set_rtp_mode(true);
-    configure(builder.codec_config(), codecs, telephone_event_rates);
-    let mut rtc = builder.build(now);
-    let candidate = Candidate::host(local, "udp")?;
-    rtc.add_local_candidate(candidate);
-    Ok(rtc)
 }
 
 /// The telephone-event rates our offers carry.

@@ -4,13 +4,24 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use touchtone_rtc::UdpEndpoint;
+
 use crate::limits::CallRate;
+
+/// Where calls send and receive their media.
+#[derive(Debug, Clone)]
+pub enum UdpMode {
+    /// Every call on one UDP port (what servers behind firewalls and NATs need).
+    Shared(UdpEndpoint),
+    /// Each call on its own UDP socket, bound to this address on a free port.
+    PerCall(IpAddr),
+}
 
 /// Settings of a WHIP endpoint ([`router`](crate::router)).
 #[derive(Debug, Clone)]
 pub struct WhipConfig {
-    /// Address the calls' UDP sockets bind to (and announce as their ICE candidate).
-    pub rtc_bind: IpAddr,
+    /// Where calls send and receive their media: one shared UDP port, or a socket per call.
+    pub udp: UdpMode,
     /// Most calls at once; more offers get 503.
     pub max_calls: usize,
     /// Time a call may go without a datagram from the remote before it is ended.
@@ -38,7 +49,7 @@ pub struct WhipConfig {
 impl Default for WhipConfig {
     fn default() -> Self {
         WhipConfig {
-            rtc_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            udp: UdpMode::PerCall(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             max_calls: 100,
             idle_timeout: Duration::from_secs(30),
             yield_window: Duration::from_millis(2),

@@ -65,6 +65,8 @@ struct Inner {
     rates: Mutex<ClientRates>,
     rejected_log: Mutex<LogLimiter>,
     call_ended: Notify,
+    /// The DTLS certificate every call of this server presents (one key, not one per call).
+    certificate: Mutex<Option<touchtone_rtc::DtlsCert>>,
 }
 
 /// The endpoint's calls, shared by the router and the application. Cheap to clone.
@@ -94,9 +96,25 @@ impl Hub {
                 counters: Counters::default(),
                 draining: AtomicBool::new(false),
                 call_ended: Notify::new(),
+                certificate: Mutex::new(touchtone_rtc::generate_certificate()),
                 config,
             }),
         }
+    }
+
+    /// The DTLS certificate new calls present.
+    fn certificate(&self) -> Option<touchtone_rtc::DtlsCert> {
+        self.inner
+            .certificate
+            .lock()
+            .expect("certificate lock")
+            .clone()
+    }
+
+    /// Makes a new DTLS certificate for the calls that start from now on (live calls keep theirs).
+    pub fn rotate_certificate(&self) {
+        *self.inner.certificate.lock().expect("certificate lock") =
+            touchtone_rtc::generate_certificate();
     }
 
     /// The configuration.
@@ -152,8 +170,13 @@ impl Hub {
             .record_dir
             .as_ref()
             .map(|d| d.join(format!("{id}.pcapng")));
+        let peer = touchtone_rtc::PeerConfig {
+            dtls_cert: self.certificate(),
+            ..touchtone_rtc::PeerConfig::default()
+        };
         let mut running = rtc::answer(
-            cfg.rtc_bind,
+            &cfg.udp,
+            peer,
             cfg.idle_timeout,
             cfg.yield_window,
             sdp,

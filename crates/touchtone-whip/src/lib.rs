@@ -54,7 +54,7 @@ mod server;
 
 use axum::Router;
 
-pub use config::WhipConfig;
+pub use config::{UdpMode, WhipConfig};
 pub use error::{DtmfCallError, NotFound, OfferError, SubscribeError};
 pub use events::{CallEvent, Subscription};
 pub use hub::{Answer, CallInfo, Hub};
@@ -62,6 +62,7 @@ pub use limits::CallRate;
 pub use metrics::MetricsSnapshot;
 pub use rtc::{EventLine, digit_str, ms};
 pub use server::{ServerLimits, serve};
+pub use touchtone_rtc::UdpEndpoint;
 
 /// The README's examples, compiled and run as doc tests (with `touchtone` and `touchtone-rtc`, which this
 /// crate depends on).

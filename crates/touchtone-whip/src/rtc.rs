@@ -1,7 +1,7 @@
 //! Everything that touches `touchtone-rtc`: answering an offer, the call's commands and events, and the
 //! JSON schema of those events. Kept in one module so changes of the rtc API stay here.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use touchtone_rtc::{
     PeerEvent, RtcError,
 };
 
+use crate::config::UdpMode;
 use crate::error::{DtmfCallError, OfferError};
 
 /// A call that answered an offer and runs on its own task.
@@ -24,17 +25,19 @@ pub(crate) struct Running {
     pub events: Events,
 }
 
-/// Binds a UDP socket, answers `sdp` and starts the call.
+/// Creates a call on the shared port (or its own socket), answers `sdp` and starts it.
 pub(crate) async fn answer(
-    rtc_bind: IpAddr,
+    udp: &UdpMode,
+    peer: PeerConfig,
     idle_timeout: Duration,
     yield_window: Duration,
     sdp: &str,
     record: Option<&Path>,
 ) -> Result<Running, OfferError> {
-    let mut call = Call::bind(rtc_bind, PeerConfig::default())
-        .await
-        .map_err(bind_error)?;
+    let mut call = match udp {
+        UdpMode::Shared(endpoint) => endpoint.call(peer).map_err(bind_error)?,
+        UdpMode::PerCall(ip) => Call::bind(*ip, peer).await.map_err(bind_error)?,
+    };
     call.set_idle_timeout(idle_timeout);
     call.set_yield_window(yield_window);
     let answer = call
