@@ -349,3 +349,126 @@ fn settings_come_from_the_environment_too() {
         "TOUCHTONE_MAX_CALLS=1"
     );
 }
+
+/// A webhook receiver on a thread: answers 200 to each request (one per connection) and keeps
+/// (headers, body).
+fn webhook_receiver() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                head.push_str(&line);
+                line.clear();
+            }
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            keep.lock()
+                .unwrap()
+                .push((head, String::from_utf8_lossy(&body).into_owned()));
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, got)
+}
+
+#[test]
+fn public_url_makes_location_absolute_and_webhooks_get_signed_events() {
+    let (hook, got) = webhook_receiver();
+    let srv = serve(&[
+        "--public-url",
+        "https://media1.example:8443/",
+        "--instance",
+        "media1",
+        "--webhook",
+        &format!("http://{hook}/hook"),
+        "--webhook-secret",
+        "s3cret",
+    ]);
+    let (_, sdp) = offer();
+    let (status, head, _) = post_sdp(&srv.addr, &sdp);
+    assert_eq!(status, 201, "{head}");
+    let location = location(&head);
+    let id = location
+        .strip_prefix("https://media1.example:8443/whip/")
+        .unwrap_or_else(|| panic!("Location {location:?} is not under --public-url"));
+    assert_eq!(
+        http(&srv.addr, "DELETE", &format!("/whip/{id}"), None, b"").0,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closed = loop {
+        let found = got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, body)| body.contains("\"type\":\"closed\""))
+            .cloned();
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no closed event: {:?}",
+            got.lock()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (head, body) = closed;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["instance"], "media1");
+    assert_eq!(v["call"], id);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-touchtone-signature: sha256="),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-touchtone-timestamp: ")
+    );
+    let metrics = http(&srv.addr, "GET", "/metrics", None, b"").2;
+    assert!(
+        metrics.contains(&format!(
+            "touchtone_sink_delivered_total{{sink=\"webhook http://{hook}/hook\"}}"
+        )),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bad_sink_and_public_url_settings_are_refused_at_start() {
+    for args in [
+        ["--public-url", "ftp://media1.example"],
+        ["--public-url", "https://media1.example/?a=b"],
+        ["--webhook", "https://hooks.example/"],
+        ["--webhook", "not a url"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_touchtone"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+    }
+}
