@@ -350,12 +350,12 @@ fn settings_come_from_the_environment_too() {
     );
 }
 
+/// Requests a receiver got: (headers, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// A webhook receiver on a thread: answers 200 to each request (one per connection) and keeps
 /// (headers, body).
-fn webhook_receiver() -> (
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
-) {
+fn webhook_receiver() -> (std::net::SocketAddr, Received) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -101,7 +101,8 @@ impl MetricsSnapshot {
             );
         }
         if !self.sinks.is_empty() {
-            let families: [(&str, &str, fn(&SinkMetrics) -> u64); 4] = [
+            type Family = (&'static str, &'static str, fn(&SinkMetrics) -> u64);
+            let families: [Family; 4] = [
                 (
                     "touchtone_sink_delivered_total",
                     "Events delivered by the sink.",
