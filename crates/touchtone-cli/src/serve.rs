@@ -232,12 +232,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         let _nats: Option<NatsBridge> = match &args.nats {
             Some(url) => {
-                let client = touchtone_whip::nats::connect(url)
-                    .await
-                    .map_err(|e| Failure::input(e.to_string()))?;
+                let err =
+                    |e: touchtone_whip::nats::NatsError| Failure::input(format!("--nats: {e}"));
+                let client = touchtone_whip::nats::connect(url).await.map_err(err)?;
                 let bridge = NatsBridge::attach(&hub, client, args.sink_options())
                     .await
-                    .map_err(|e| Failure::input(e.to_string()))?;
+                    .map_err(err)?;
                 Some(bridge)
             }
             None => None,

@@ -461,6 +461,7 @@ fn bad_sink_and_public_url_settings_are_refused_at_start() {
         ["--public-url", "https://media1.example/?a=b"],
         ["--webhook", "https://hooks.example/"],
         ["--webhook", "not a url"],
+        ["--nats", "nats://127.0.0.1:1"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_touchtone"))
             .args(["serve", "--listen", "127.0.0.1:0"])
