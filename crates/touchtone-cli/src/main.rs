@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a WebRTC DTMF endpoint with a web page: a browser dials, the server shows what it heard.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Connect two WebRTC peers over loopback and dial tones from one to the other.
     Dial(dial::Args),
     /// Find DTMF digits in a WAV recording.
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         Command::Dial(a) => dial::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Generate(a) => generate::run(a),

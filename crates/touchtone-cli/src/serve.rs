@@ -3,12 +3,15 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
-use touchtone_whip::{CallRate, Hub, ServerLimits, UdpEndpoint, UdpMode, WhipConfig};
+use touchtone_whip::nats::NatsBridge;
+use touchtone_whip::webhook::{Webhook, WebhookConfig};
+use touchtone_whip::{CallRate, Hub, ServerLimits, SinkOptions, UdpEndpoint, UdpMode, WhipConfig};
 
 use crate::Failure;
 
@@ -86,6 +89,36 @@ pub struct Args {
     /// On SIGTERM or SIGINT, seconds live calls may run on (new calls get 503) before they are hung up.
     #[arg(long, env = "TOUCHTONE_DRAIN_TIMEOUT", default_value_t = 30)]
     drain_timeout: u64,
+    /// This server's name in the events sent to webhooks and NATS (default: random).
+    #[arg(long, env = "TOUCHTONE_INSTANCE")]
+    instance: Option<String>,
+    /// The base URL clients reach this server at (`https://host:port`): `Location` is then absolute,
+    /// so a load balancer in front sends a call's later requests to the server that owns it.
+    #[arg(long, env = "TOUCHTONE_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// POST every call event as JSON to this http:// URL (repeatable or comma-separated); signed with
+    /// --webhook-secret, retried with backoff, queued per destination (full queues drop, counted).
+    #[arg(
+        long,
+        env = "TOUCHTONE_WEBHOOK",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    webhook: Vec<String>,
+    /// The HMAC-SHA256 key of the webhooks' `X-Touchtone-Signature` header.
+    #[arg(long, env = "TOUCHTONE_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Tries per event and webhook, the first included.
+    #[arg(long, env = "TOUCHTONE_WEBHOOK_ATTEMPTS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(1..=30))]
+    webhook_attempts: u32,
+    /// Publish every call event on touchtone.calls.<id>.<type> of this NATS server and take commands
+    /// (request/reply on touchtone.calls.<id>.dtmf and .hangup).
+    #[arg(long, env = "TOUCHTONE_NATS", value_name = "URL")]
+    nats: Option<String>,
+    /// Events queued per sink (webhook destination or NATS) before new ones are dropped.
+    #[arg(long, env = "TOUCHTONE_SINK_QUEUE", default_value_t = 4096)]
+    sink_queue: usize,
 }
 
 impl Args {
@@ -127,8 +160,53 @@ impl Args {
             },
             allowed_origins: self.allow_origin.clone(),
             token: self.token()?,
+            instance: self.instance.clone(),
+            public_url: self.public_url()?,
             ..WhipConfig::default()
         })
+    }
+
+    /// `--public-url` checked: `http` or `https`, a host, no query or fragment.
+    fn public_url(&self) -> Result<Option<String>, Failure> {
+        let Some(url) = &self.public_url else {
+            return Ok(None);
+        };
+        let bad = || {
+            Failure::input(format!(
+                "--public-url {url:?}: expected a base URL such as https://media1.example:8443"
+            ))
+        };
+        let uri: axum::http::Uri = url.parse().map_err(|_| bad())?;
+        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+        if !scheme_ok || uri.host().is_none() || uri.query().is_some() || url.contains('#') {
+            return Err(bad());
+        }
+        Ok(Some(url.trim_end_matches('/').to_string()))
+    }
+
+    /// The webhooks, checked before the server starts.
+    fn webhooks(&self) -> Result<Vec<Webhook>, Failure> {
+        if !self.webhook.is_empty() && self.webhook_secret.is_none() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "touchtone serve: warning: webhooks are not signed (no --webhook-secret)"
+            );
+        }
+        self.webhook
+            .iter()
+            .map(|url| {
+                let mut cfg = WebhookConfig::new(url.trim(), self.webhook_secret.clone());
+                cfg.max_attempts = self.webhook_attempts;
+                Webhook::new(cfg).map_err(|e| Failure::input(format!("--webhook: {e}")))
+            })
+            .collect()
+    }
+
+    fn sink_options(&self) -> SinkOptions {
+        SinkOptions {
+            queue: self.sink_queue.max(1),
+            ..SinkOptions::default()
+        }
     }
 
     fn limits(&self) -> ServerLimits {
@@ -148,6 +226,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .map_err(|e| Failure::input(format!("--record {}: {e}", dir.display())))?;
     }
     let config = args.config()?;
+    let webhooks = args.webhooks()?;
     let token = config.token.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -186,6 +265,22 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
         };
         let (whip, hub) = touchtone_whip::router(config);
+        for webhook in webhooks {
+            hub.add_sink(Arc::new(webhook), args.sink_options());
+        }
+        let _nats: Option<NatsBridge> = match &args.nats {
+            Some(url) => {
+                let err =
+                    |e: touchtone_whip::nats::NatsError| Failure::input(format!("--nats: {e}"));
+                let client = touchtone_whip::nats::connect(url).await.map_err(err)?;
+                let bridge = NatsBridge::attach(&hub, client, args.sink_options())
+                    .await
+                    .map_err(err)?;
+                Some(bridge)
+            }
+            None => None,
+        };
+        let sinks = hub.clone();
         let app = Router::new()
             .route("/", get(|| async { Html(PAGE) }))
             .merge(whip);
@@ -193,12 +288,26 @@ pub fn run(args: Args) -> Result<(), Failure> {
         eprintln!("touchtone serve: open http://{addr}/{query} in a browser (Ctrl-C to stop)");
         // Not eprintln!: a closed stderr must not stop the server.
         let _ = writeln!(std::io::stderr(), "{media}");
+        if !args.webhook.is_empty() || args.nats.is_some() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "touchtone serve: instance {}",
+                hub.instance()
+            );
+        }
         let drain_timeout = Duration::from_secs(args.drain_timeout);
         let shutdown = async move {
             signals.recv().await;
             drain(&hub, drain_timeout, &mut signals).await;
         };
         touchtone_whip::serve(listener, app, args.limits(), shutdown).await;
+        // The calls' last events (`closed`) go out before the process ends.
+        if !sinks.flush_sinks(Duration::from_secs(5)).await {
+            let _ = writeln!(
+                std::io::stderr(),
+                "touchtone serve: events still queued for sinks at exit were lost"
+            );
+        }
         Ok(())
     })
 }

@@ -455,3 +455,246 @@ fn public_addresses_are_announced_and_reached() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("public address"), "{err}");
 }
+
+/// Requests a receiver got: (headers, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver on a thread: answers 200 to each request (one per connection) and keeps
+/// (headers, body).
+fn webhook_receiver() -> (std::net::SocketAddr, Received) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                head.push_str(&line);
+                line.clear();
+            }
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            keep.lock()
+                .unwrap()
+                .push((head, String::from_utf8_lossy(&body).into_owned()));
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, got)
+}
+
+#[test]
+fn public_url_makes_location_absolute_and_webhooks_get_signed_events() {
+    let (hook, got) = webhook_receiver();
+    let srv = serve(&[
+        "--public-url",
+        "https://media1.example:8443/",
+        "--instance",
+        "media1",
+        "--webhook",
+        &format!("http://{hook}/hook"),
+        "--webhook-secret",
+        "s3cret",
+    ]);
+    let (_, sdp) = offer();
+    let (status, head, _) = post_sdp(&srv.addr, &sdp);
+    assert_eq!(status, 201, "{head}");
+    let location = location(&head);
+    let id = location
+        .strip_prefix("https://media1.example:8443/whip/")
+        .unwrap_or_else(|| panic!("Location {location:?} is not under --public-url"));
+    assert_eq!(
+        http(&srv.addr, "DELETE", &format!("/whip/{id}"), None, b"").0,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closed = loop {
+        let found = got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, body)| body.contains("\"type\":\"closed\""))
+            .cloned();
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no closed event: {:?}",
+            got.lock()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (head, body) = closed;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["instance"], "media1");
+    assert_eq!(v["call"], id);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-touchtone-signature: sha256="),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-touchtone-timestamp: ")
+    );
+    let metrics = http(&srv.addr, "GET", "/metrics", None, b"").2;
+    assert!(
+        metrics.contains(&format!(
+            "touchtone_sink_delivered_total{{sink=\"webhook http://{hook}/hook\"}}"
+        )),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bad_sink_and_public_url_settings_are_refused_at_start() {
+    for args in [
+        ["--public-url", "ftp://media1.example"],
+        ["--public-url", "https://media1.example/?a=b"],
+        ["--webhook", "https://hooks.example/"],
+        ["--webhook", "not a url"],
+        ["--nats", "nats://127.0.0.1:1"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_touchtone"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+    }
+}
+
+/// A `nats-server` process, killed on drop.
+struct Nats(Child);
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `nats-server` on a free loopback port, or `None` with the reason printed; fails when
+/// `TOUCHTONE_REQUIRE_NATS=1`.
+fn nats_server() -> Option<(Nats, u16)> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let binary = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/bin".into()])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file());
+    let Some(binary) = binary else {
+        let why = "nats-server is not installed (Debian package nats-server)";
+        assert!(
+            std::env::var("TOUCHTONE_REQUIRE_NATS").as_deref() != Ok("1"),
+            "{why}, and TOUCHTONE_REQUIRE_NATS=1"
+        );
+        eprintln!("skipped: {why}");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Nats(
+        Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((child, port))
+}
+
+/// Two `serve` processes on one NATS: a subscriber speaking the NATS protocol on
+/// `touchtone.calls.>` sees both servers' calls, and each `Location` points at its own server.
+#[test]
+fn two_serve_processes_share_one_nats() {
+    let Some((_nats, port)) = nats_server() else {
+        return;
+    };
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut bus = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    bus.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    bus.write_all(b"CONNECT {\"verbose\":false}\r\nSUB touchtone.calls.> 1\r\nPING\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(bus.try_clone().unwrap());
+    let mut line = String::new();
+    while line.trim_end() != "PONG" {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "NATS closed");
+    }
+    let servers: Vec<Server> = ["east", "west"]
+        .iter()
+        .map(|name| {
+            serve(&[
+                "--nats",
+                &url,
+                "--instance",
+                name,
+                "--public-url",
+                &format!("http://{name}.touchtone.test:8080"),
+            ])
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (srv, name) in servers.iter().zip(["east", "west"]) {
+        let (_, sdp) = offer();
+        let (status, head, _) = post_sdp(&srv.addr, &sdp);
+        assert_eq!(status, 201, "{head}");
+        let location = location(&head);
+        let prefix = format!("http://{name}.touchtone.test:8080/whip/");
+        let id = location
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{location:?} is not under {prefix}"))
+            .to_string();
+        assert_eq!(
+            http(&srv.addr, "DELETE", &format!("/whip/{id}"), None, b"").0,
+            200
+        );
+        ids.push((name.to_string(), id));
+    }
+    // Both calls' `closed` events arrive, each from its own instance.
+    let mut closed = Vec::new();
+    while closed.len() < 2 {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "NATS closed");
+        let Some(rest) = line.trim_end().strip_prefix("MSG ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let len: usize = fields.last().unwrap().parse().unwrap();
+        let mut payload = vec![0; len + 2];
+        reader.read_exact(&mut payload).unwrap();
+        if fields[0].ends_with(".closed") {
+            let v: serde_json::Value = serde_json::from_slice(&payload[..len]).unwrap();
+            let call = v["call"].as_str().unwrap().to_string();
+            assert_eq!(fields[0], format!("touchtone.calls.{call}.closed"));
+            closed.push((v["instance"].as_str().unwrap().to_string(), call));
+        }
+    }
+    closed.sort();
+    assert_eq!(closed, ids);
+}

@@ -44,6 +44,11 @@ pub struct WhipConfig {
     pub allowed_origins: Vec<String>,
     /// When set, every WHIP, event and DTMF request must carry `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// This server's name in the events sent to sinks; `None`: a random one.
+    pub instance: Option<String>,
+    /// The base URL clients reach this server at (`https://host:port`): `Location` is then absolute,
+    /// so a load balancer in front can send a call's later requests to the server that owns it.
+    pub public_url: Option<String>,
 }
 
 impl Default for WhipConfig {
@@ -61,6 +66,8 @@ impl Default for WhipConfig {
             calls_per_client: CallRate::default(),
             allowed_origins: Vec::new(),
             token: None,
+            instance: None,
+            public_url: None,
         }
     }
 }

@@ -238,7 +238,7 @@ async fn offer(State(hub): State<Hub>, req: Request) -> Response {
             StatusCode::CREATED,
             [
                 (header::CONTENT_TYPE, "application/sdp".to_string()),
-                (header::LOCATION, format!("/whip/{}", answer.id)),
+                (header::LOCATION, hub.location(&answer.id)),
             ],
             answer.sdp,
         )
@@ -291,13 +291,14 @@ async fn events(State(hub): State<Hub>, Path(id): Path<String>, headers: HeaderM
         .into_response()
 }
 
+/// The body of a DTMF command (HTTP and NATS).
 #[derive(Deserialize)]
-struct DtmfRequest {
-    tones: String,
+pub(crate) struct DtmfRequest {
+    pub tones: String,
     #[serde(default = "default_duration")]
-    duration: u32,
+    pub duration: u32,
     #[serde(default = "default_gap")]
-    gap: u32,
+    pub gap: u32,
 }
 
 fn default_duration() -> u32 {

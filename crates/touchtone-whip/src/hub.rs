@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -14,6 +14,7 @@ use crate::events::{EventLog, Subscription};
 use crate::limits::{ClientRates, LogLimiter};
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::rtc;
+use crate::sink::{EventSink, SinkEvent, SinkHandle, SinkMetrics, SinkOptions};
 
 /// A new call id: 128 bits from the operating system's random source, as 32 hex digits. The id is a
 /// capability (it allows hanging up and dialing), so it must not be guessable.
@@ -23,7 +24,26 @@ fn new_call_id() -> Result<String, OfferError> {
         tracing::error!("the OS random source failed: {e}");
         OfferError::Internal("cannot make a call id")
     })?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random instance name (64 bits as 16 hex digits), for a server started without one.
+fn random_instance() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Not a capability, only a name: the process id and time will do.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64
+            ^ u64::from(std::process::id());
+        bytes = t.to_le_bytes();
+    }
+    hex(&bytes)
 }
 
 /// An answered offer.
@@ -67,6 +87,8 @@ struct Inner {
     call_ended: Notify,
     /// The DTLS certificate every call of this server presents (one key, not one per call).
     certificate: Mutex<Option<touchtone_rtc::DtlsCert>>,
+    instance: Arc<str>,
+    sinks: RwLock<Vec<SinkHandle>>,
 }
 
 /// The endpoint's calls, shared by the router and the application. Cheap to clone.
@@ -97,6 +119,12 @@ impl Hub {
                 draining: AtomicBool::new(false),
                 call_ended: Notify::new(),
                 certificate: Mutex::new(touchtone_rtc::generate_certificate()),
+                instance: config
+                    .instance
+                    .clone()
+                    .unwrap_or_else(random_instance)
+                    .into(),
+                sinks: RwLock::new(Vec::new()),
                 config,
             }),
         }
@@ -120,6 +148,71 @@ impl Hub {
     /// The configuration.
     pub fn config(&self) -> &WhipConfig {
         &self.inner.config
+    }
+
+    /// This server's instance name (the configured one or a random one).
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// The URL of a call's resource: `/whip/{id}`, under the public URL when one is configured.
+    pub fn location(&self, id: &str) -> String {
+        match &self.inner.config.public_url {
+            Some(base) => format!("{}/whip/{id}", base.trim_end_matches('/')),
+            None => format!("/whip/{id}"),
+        }
+    }
+
+    /// Whether a call with this id is running on this server.
+    pub fn has_call(&self, id: &str) -> bool {
+        self.calls().contains_key(id)
+    }
+
+    /// Sends every call's events from now on to `sink` too, through its own bounded queue: events
+    /// that do not fit are dropped (and counted), so a slow sink never holds up a call. Starts the
+    /// sink's tasks on the current Tokio runtime.
+    pub fn add_sink(&self, sink: Arc<dyn EventSink>, options: SinkOptions) {
+        let handle = SinkHandle::spawn(sink, options);
+        self.inner.sinks.write().expect("sinks lock").push(handle);
+    }
+
+    /// The counters of each sink, in the order they were added.
+    pub fn sink_metrics(&self) -> Vec<SinkMetrics> {
+        let sinks = self.inner.sinks.read().expect("sinks lock");
+        sinks.iter().map(SinkHandle::metrics).collect()
+    }
+
+    /// Waits until every sink has delivered or given up what it was given, for at most `within`;
+    /// false if events were still pending then.
+    pub async fn flush_sinks(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self.sink_metrics().iter().all(|m| m.pending == 0) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Gives a call's event to every sink.
+    fn to_sinks(&self, call: &Arc<str>, seq: u64, line: &rtc::Line) {
+        let sinks = self.inner.sinks.read().expect("sinks lock");
+        if sinks.is_empty() {
+            return;
+        }
+        let event = SinkEvent::new(
+            self.inner.instance.clone(),
+            call.clone(),
+            seq,
+            line.kind,
+            &line.json,
+        );
+        for sink in sinks.iter() {
+            sink.offer(event.clone());
+        }
     }
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -214,10 +307,14 @@ impl Hub {
             ..
         } = running;
         let start = Instant::now();
+        let call: Arc<str> = id.as_str().into();
+        let mut seq = 0;
         while let Some(line) = events.next(start, &id).await {
             if line.is_digit {
                 Counters::bump(&self.inner.counters.digits);
             }
+            self.to_sinks(&call, seq, &line);
+            seq += 1;
             log.push(line.json);
             if line.is_closed {
                 break;
@@ -325,6 +422,7 @@ impl Hub {
             datagrams_received: get(&c.datagrams_in) + live_in,
             datagrams_sent: get(&c.datagrams_out) + live_out,
             errors: get(&c.errors),
+            sinks: self.sink_metrics(),
         }
     }
 

@@ -11,6 +11,11 @@
 //! | `POST /whip/{id}/dtmf` (`{"tones":"123","duration":100,"gap":70}`) | `200`; `400 InvalidCharacterError`, `409 InvalidStateError`, `404` |
 //! | `GET /healthz`, `GET /metrics` | `ok` (`503 draining` after [`Hub::drain`]); Prometheus counters |
 //!
+//! Events also go to the application: [`Hub::add_sink`] takes any [`EventSink`]; the crate has
+//! [`webhook::Webhook`] (signed HTTP posts, feature `webhook`) and [`nats::NatsBridge`] (events on
+//! NATS subjects and commands by request/reply, feature `nats`). With
+//! [`WhipConfig::public_url`] the `Location` is absolute, for many servers behind one load balancer.
+//!
 //! Merge the router into an application's own axum server, and keep the hub to act on calls:
 //!
 //! ```no_run
@@ -49,8 +54,13 @@ mod http;
 mod hub;
 mod limits;
 mod metrics;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod rtc;
 mod server;
+mod sink;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 use axum::Router;
 
@@ -74,6 +84,7 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/digit-record.md")]
 struct DigitRecordDoctests;
+pub use sink::{DeliverFuture, EventSink, SinkError, SinkEvent, SinkMetrics, SinkOptions};
 
 /// The endpoint's routes and the hub behind them.
 pub fn router(config: WhipConfig) -> (Router, Hub) {

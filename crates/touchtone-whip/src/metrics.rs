@@ -3,6 +3,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sink::SinkMetrics;
+
 /// Counters kept by the hub.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -24,7 +26,7 @@ impl Counters {
 }
 
 /// The endpoint's counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricsSnapshot {
     /// Calls in progress.
     pub calls_active: u64,
@@ -40,6 +42,8 @@ pub struct MetricsSnapshot {
     pub datagrams_sent: u64,
     /// Offers or calls that failed.
     pub errors: u64,
+    /// Each event sink's counters.
+    pub sinks: Vec<SinkMetrics>,
 }
 
 impl MetricsSnapshot {
@@ -96,6 +100,75 @@ impl MetricsSnapshot {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             );
         }
+        if !self.sinks.is_empty() {
+            type Family = (&'static str, &'static str, fn(&SinkMetrics) -> u64);
+            let families: [Family; 4] = [
+                (
+                    "touchtone_sink_delivered_total",
+                    "Events delivered by the sink.",
+                    |m| m.delivered,
+                ),
+                (
+                    "touchtone_sink_failed_total",
+                    "Events the sink gave up on after its retries.",
+                    |m| m.failed,
+                ),
+                (
+                    "touchtone_sink_dropped_total",
+                    "Events dropped because the sink's queue was full.",
+                    |m| m.dropped,
+                ),
+                (
+                    "touchtone_sink_pending",
+                    "Events queued for the sink or being delivered.",
+                    |m| m.pending,
+                ),
+            ];
+            for (name, help, value) in families {
+                let kind = if name.ends_with("_total") {
+                    "counter"
+                } else {
+                    "gauge"
+                };
+                let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+                for m in &self.sinks {
+                    let label = m.name.replace('\\', "\\\\").replace('"', "\\\"");
+                    let _ = writeln!(out, "{name}{{sink=\"{label}\"}} {}", value(m));
+                }
+            }
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_counters_are_labelled_by_sink() {
+        let snap = MetricsSnapshot {
+            sinks: vec![SinkMetrics {
+                name: "webhook http://h/\"x\"".into(),
+                delivered: 3,
+                failed: 1,
+                dropped: 2,
+                pending: 0,
+            }],
+            ..MetricsSnapshot::default()
+        };
+        let text = snap.to_prometheus();
+        assert!(
+            text.contains(
+                "touchtone_sink_delivered_total{sink=\"webhook http://h/\\\"x\\\"\"} 3\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE touchtone_sink_dropped_total counter\n"));
+        assert!(
+            text.contains("touchtone_sink_failed_total{sink=\"webhook http://h/\\\"x\\\"\"} 1\n")
+        );
+        assert!(text.contains("# TYPE touchtone_sink_pending gauge\n"));
+        assert!(!MetricsSnapshot::default().to_prometheus().contains("sink"));
     }
 }

@@ -160,6 +160,8 @@ pub(crate) struct Line {
     pub is_digit: bool,
     /// The call ended.
     pub is_closed: bool,
+    /// The event's `type`.
+    pub kind: &'static str,
 }
 
 /// The event side of a running call.
@@ -174,13 +176,13 @@ impl Events {
             if matches!(ev, PeerEvent::Candidate(_)) {
                 continue;
             }
-            let Ok(json) =
-                serde_json::to_string(&EventLine::of("server", &ev, start).in_call(call))
-            else {
+            let line = EventLine::of("server", &ev, start).in_call(call);
+            let Ok(json) = serde_json::to_string(&line) else {
                 continue;
             };
             return Some(Line {
                 json,
+                kind: line.kind(),
                 is_digit: matches!(ev, PeerEvent::KeyUp(_)),
                 is_closed: ev == PeerEvent::Closed,
             });
@@ -277,6 +279,21 @@ pub enum EventLine<'a> {
 }
 
 impl<'a> EventLine<'a> {
+    /// The `type` field: `state`, `candidate`, `tonechange`, `negotiated`, `other`, `keydown`,
+    /// `digit` or `closed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventLine::State { .. } => "state",
+            EventLine::Candidate { .. } => "candidate",
+            EventLine::Tonechange { .. } => "tonechange",
+            EventLine::Negotiated { .. } => "negotiated",
+            EventLine::Other { .. } => "other",
+            EventLine::Keydown { .. } => "keydown",
+            EventLine::Digit { .. } => "digit",
+            EventLine::Closed { .. } => "closed",
+        }
+    }
+
     /// The line for a peer event, times relative to `start`.
     pub fn of(peer: &'a str, ev: &'a PeerEvent, start: Instant) -> Self {
         let t = |at: Instant| ms(at.saturating_duration_since(start).as_secs_f64() * 1000.0);
@@ -336,6 +353,54 @@ impl<'a> EventLine<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_is_the_json_type() {
+        let lines = [
+            EventLine::Closed {
+                t_ms: 1.0,
+                peer: "server",
+            },
+            EventLine::Keydown {
+                t_ms: 1.0,
+                digit: "5".into(),
+                source: "rfc4733",
+            },
+            EventLine::Digit(touchtone::DigitRecord::new(
+                5,
+                touchtone::DigitSource::Inband,
+                std::time::Duration::from_millis(1),
+            )),
+            EventLine::Tonechange {
+                t_ms: 1.0,
+                tone: "1",
+            },
+            EventLine::State {
+                t_ms: 1.0,
+                peer: "p",
+                kind: "ice",
+                state: "new",
+            },
+            EventLine::Other {
+                t_ms: 1.0,
+                peer: "p",
+            },
+            EventLine::Candidate {
+                t_ms: 1.0,
+                peer: "p",
+                candidate: "c",
+            },
+        ];
+        for line in lines {
+            let v: serde_json::Value = serde_json::to_value(&line).unwrap();
+            assert_eq!(v["type"], line.kind());
+            assert!(
+                serde_json::to_string(&line)
+                    .unwrap()
+                    .starts_with("{\"type\":")
+            );
+        }
+    }
 
     #[test]
     fn trickle_is_not_advertised() {

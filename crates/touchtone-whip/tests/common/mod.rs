@@ -265,3 +265,56 @@ impl SseReader {
         }
     }
 }
+
+/// A Rust WebRTC client (`touchtone_rtc::Call` on loopback UDP) that called the endpoint at `addr`
+/// over WHIP and is connected; returns it with the call's `Location`.
+pub async fn connect_client(addr: SocketAddr) -> (touchtone_rtc::CallHandle, String) {
+    use touchtone_rtc::{Call, ConnectionState, PeerEvent};
+    let mut call = Call::bind("127.0.0.1".parse().unwrap(), PeerConfig::default())
+        .await
+        .unwrap();
+    let offer = call.peer.create_offer().unwrap();
+    let r = post_sdp(addr, &offer).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let location = r.header("location").unwrap();
+    call.peer.accept_answer(Instant::now(), &r.body).unwrap();
+    let mut handle = call.spawn();
+    let connected = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = handle.next_event().await {
+            if ev == PeerEvent::Connection(ConnectionState::Connected) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(connected, Ok(true), "the client did not connect");
+    (handle, location)
+}
+
+/// The keys the client heard (key-ups), until `n` arrived or `within` passed.
+pub async fn heard(
+    client: &mut touchtone_rtc::CallHandle,
+    n: usize,
+    within: Duration,
+) -> Vec<(char, Duration)> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(within, async {
+        while out.len() < n {
+            match client.next_event().await {
+                Some(touchtone_rtc::PeerEvent::KeyUp(d)) => {
+                    out.push((d.tone.unwrap_or('?'), d.duration))
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    })
+    .await;
+    out
+}
+
+/// The `id` part of a `Location` (relative or absolute).
+pub fn call_id(location: &str) -> String {
+    location.rsplit('/').next().unwrap().to_string()
+}
