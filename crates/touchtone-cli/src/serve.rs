@@ -300,6 +300,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             signals.recv().await;
             drain(&hub, drain_timeout, &mut signals).await;
         };
+        tokio::spawn(give_back_memory(hub.clone()));
         touchtone_whip::serve(listener, app, args.limits(), shutdown).await;
         // The calls' last events (`closed`) go out before the process ends.
         if !sinks.flush_sinks(Duration::from_secs(5)).await {
@@ -311,6 +312,33 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Ok(())
     })
 }
+
+/// Returns the heap that ended calls freed to the system: glibc keeps freed memory for reuse, so without
+/// this a server's RSS stays at its busiest. Checked every 10 s; trimmed when calls ended since.
+async fn give_back_memory(hub: Hub) {
+    let mut last = hub.list().len();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let now = hub.list().len();
+        if now < last {
+            trim_heap();
+        }
+        last = now;
+    }
+}
+
+/// Gives free heap pages back to the system (glibc `malloc_trim`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim only walks glibc's own heap structures; it takes no pointers from us.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 /// Stops taking calls (offers get 503, `/healthz` not ready) and lets live calls run until they end,
 /// `timeout` passes, or a second signal comes; then hangs up what is left.

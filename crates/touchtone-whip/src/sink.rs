@@ -37,12 +37,26 @@ impl SinkEvent {
         kind: &'static str,
         event: &str,
     ) -> SinkEvent {
-        let rest = event.strip_prefix('{').unwrap_or(event);
+        // Digit records already name their call: it is not written twice.
+        let event = match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(event)
+        {
+            Ok(mut fields) if fields.contains_key("call") => {
+                fields.remove("call");
+                serde_json::to_string(&fields).unwrap_or_else(|_| event.to_string())
+            }
+            _ => event.to_string(),
+        };
+        let rest = event.strip_prefix('{').unwrap_or(&event);
+        let rest = if rest.trim_start().starts_with('}') {
+            rest.trim_start().to_string()
+        } else {
+            format!(",{rest}")
+        };
         let instance_json =
             serde_json::to_string(&*instance).unwrap_or_else(|_| "\"\"".to_string());
         let call_json = serde_json::to_string(&*call).unwrap_or_else(|_| "\"\"".to_string());
         let json =
-            format!("{{\"instance\":{instance_json},\"call\":{call_json},\"seq\":{seq},{rest}");
+            format!("{{\"instance\":{instance_json},\"call\":{call_json},\"seq\":{seq}{rest}");
         SinkEvent {
             instance,
             call,
@@ -223,6 +237,21 @@ mod tests {
             v,
             serde_json::json!({"instance":"a\"b","call":"c0ffee","seq":7,"type":"digit","digit":"5"})
         );
+        // A record that names its call already does not get the key twice.
+        let ev = SinkEvent::new(
+            "a".into(),
+            "c0ffee".into(),
+            8,
+            "digit",
+            r#"{"type":"digit","digit":"5","call":"c0ffee"}"#,
+        );
+        assert_eq!(ev.json.matches("\"call\"").count(), 1, "{}", ev.json);
+        let v: serde_json::Value = serde_json::from_str(&ev.json).unwrap();
+        assert_eq!(v["digit"], "5");
+        assert_eq!(v["seq"], 8);
+        // An empty object stays valid JSON.
+        let ev = SinkEvent::new("a".into(), "c".into(), 9, "x", "{}");
+        serde_json::from_str::<serde_json::Value>(&ev.json).unwrap();
     }
 
     #[test]

@@ -155,10 +155,10 @@ async fn every_event_reaches_the_bus_and_requests_dial_into_and_hang_up_the_call
         let CallEvent::Event { id: seq, json } = ev else {
             panic!("lagged");
         };
-        expected.push((
-            seq,
-            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
-        ));
+        let mut v = serde_json::from_str::<serde_json::Value>(&json).unwrap();
+        // Digit records name their call; the bus's records all do, checked below.
+        v.as_object_mut().unwrap().remove("call");
+        expected.push((seq, v));
     }
     assert_eq!(expected.last().unwrap().1["type"], "closed");
 
