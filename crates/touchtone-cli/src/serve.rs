@@ -296,11 +296,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             );
         }
         let drain_timeout = Duration::from_secs(args.drain_timeout);
+        tokio::spawn(give_back_memory(hub.clone()));
         let shutdown = async move {
             signals.recv().await;
             drain(&hub, drain_timeout, &mut signals).await;
         };
-        tokio::spawn(give_back_memory(hub.clone()));
         touchtone_whip::serve(listener, app, args.limits(), shutdown).await;
         // The calls' last events (`closed`) go out before the process ends.
         if !sinks.flush_sinks(Duration::from_secs(5)).await {
