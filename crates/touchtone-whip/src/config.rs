@@ -33,6 +33,10 @@ pub struct WhipConfig {
     pub allowed_origins: Vec<String>,
     /// When set, every WHIP, event and DTMF request must carry `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Run the in-band DTMF detector on each call's received audio (G.711, or Opus decoded at 48 kHz):
+    /// digits a phone plays into its microphone, or a gateway without telephone-event, are reported
+    /// with `"source":"inband"`. Costs CPU per call (BENCHMARKS.md); off by default.
+    pub inband_detect: bool,
 }
 
 impl Default for WhipConfig {
@@ -50,6 +54,7 @@ impl Default for WhipConfig {
             calls_per_client: CallRate::default(),
             allowed_origins: Vec::new(),
             token: None,
+            inband_detect: false,
         }
     }
 }

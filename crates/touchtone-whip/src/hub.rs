@@ -156,6 +156,7 @@ impl Hub {
             cfg.rtc_bind,
             cfg.idle_timeout,
             cfg.yield_window,
+            cfg.inband_detect,
             sdp,
             record.as_deref(),
         )

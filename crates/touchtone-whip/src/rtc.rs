@@ -29,10 +29,15 @@ pub(crate) async fn answer(
     rtc_bind: IpAddr,
     idle_timeout: Duration,
     yield_window: Duration,
+    inband_detect: bool,
     sdp: &str,
     record: Option<&Path>,
 ) -> Result<Running, OfferError> {
-    let mut call = Call::bind(rtc_bind, PeerConfig::default())
+    let config = PeerConfig {
+        inband_detect,
+        ..PeerConfig::default()
+    };
+    let mut call = Call::bind(rtc_bind, config)
         .await
         .map_err(bind_error)?;
     call.set_idle_timeout(idle_timeout);
