@@ -293,7 +293,12 @@ fn serve_detects_inband_tones_in_opus_calls() {
                 let Ok(line) = line else { break };
                 if let Some(json) = line.strip_prefix("data:") {
                     lines.push(json.trim().to_string());
-                    if lines.iter().filter(|l| l.contains(r#""type":"digit""#)).count() == 3 {
+                    if lines
+                        .iter()
+                        .filter(|l| l.contains(r#""type":"digit""#))
+                        .count()
+                        == 3
+                    {
                         break;
                     }
                 }

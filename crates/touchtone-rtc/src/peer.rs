@@ -418,7 +418,11 @@ impl Peer {
             if let (false, Some(n)) = (busy, self.negotiated) {
                 let ts = self.media_time(t);
                 if let Some(tx) = self.opus_tx.as_mut() {
-                    let audio = self.config.audio.as_deref().map(|a| (a, &mut self.audio_pos));
+                    let audio = self
+                        .config
+                        .audio
+                        .as_deref()
+                        .map(|a| (a, &mut self.audio_pos));
                     let packet = tx.next_frame(self.generator.as_mut(), audio)?.to_vec();
                     self.write_rtp(n.audio_pt, ts, t, false, &packet)?;
                     continue;

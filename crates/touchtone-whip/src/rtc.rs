@@ -37,9 +37,7 @@ pub(crate) async fn answer(
         inband_detect,
         ..PeerConfig::default()
     };
-    let mut call = Call::bind(rtc_bind, config)
-        .await
-        .map_err(bind_error)?;
+    let mut call = Call::bind(rtc_bind, config).await.map_err(bind_error)?;
     call.set_idle_timeout(idle_timeout);
     call.set_yield_window(yield_window);
     let answer = call

@@ -159,7 +159,16 @@ fn dial_sends_a_wav_file_as_opus_audio() {
     let o = touchtone(&["generate", "9", "-o", p, "--rate", "16000"]);
     assert!(o.status.success());
     let o = touchtone(&[
-        "dial", "12", "--duration", "60", "--gap", "40", "--audio", p, "--codec", "opus",
+        "dial",
+        "12",
+        "--duration",
+        "60",
+        "--gap",
+        "40",
+        "--audio",
+        p,
+        "--codec",
+        "opus",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);

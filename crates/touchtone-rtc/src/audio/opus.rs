@@ -146,7 +146,9 @@ impl OpusReceiver {
         let mut at = 0;
         for _ in 0..concealed {
             let len = self.last_len;
-            at += self.decoder.decode(&[], &mut self.pcm[at..at + len], false)?;
+            at += self
+                .decoder
+                .decode(&[], &mut self.pcm[at..at + len], false)?;
         }
         let n = self.decoder.decode(payload, &mut self.pcm[at..], false)?;
         if n > 0 {
@@ -213,7 +215,11 @@ impl Upsampler {
 
     /// Upsamples `input` into `output`, which must hold six times as many samples.
     pub fn process(&mut self, input: &[i16], output: &mut [i16]) {
-        assert_eq!(output.len(), input.len() * 6, "the output holds 6 samples per input");
+        assert_eq!(
+            output.len(),
+            input.len() * 6,
+            "the output holds 6 samples per input"
+        );
         for (x, out) in input.iter().zip(output.chunks_exact_mut(6)) {
             self.history.copy_within(1.., 0);
             self.history[TAPS_PER_PHASE - 1] = f32::from(*x);
