@@ -102,3 +102,41 @@ impl std::fmt::Display for Truncation {
         }
     }
 }
+
+/// Why an Ogg Opus stream could not be read (further).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpusFileError {
+    /// The input holds no bytes.
+    #[error("empty input: not an Ogg Opus file")]
+    Empty,
+    /// The input does not start with an Ogg page.
+    #[error("not an Ogg file (no OggS page)")]
+    NotOgg,
+    /// An Ogg file without an Opus stream at its start (Vorbis, FLAC, video).
+    #[error("not an Ogg Opus file (no OpusHead)")]
+    NotOpus,
+    /// The input ends inside a page.
+    #[error("truncated Ogg Opus: the file ends inside a page")]
+    Truncated,
+    /// A damaged page (checksum, structure) where one was expected.
+    #[error("invalid Ogg Opus: {0}")]
+    Invalid(String),
+    /// A well-formed stream this reader does not decode (surround mapping families, a new version).
+    #[error("unsupported Ogg Opus: {0}")]
+    Unsupported(String),
+    /// libopus refused a packet or a setting.
+    #[error("Opus: {0}")]
+    Opus(#[from] opus::Error),
+    /// The channel asked for is not in the file.
+    #[error("no channel {channel} (the file has {channels})")]
+    NoChannel {
+        /// The channel asked for (0-based).
+        channel: u16,
+        /// How many the file has.
+        channels: u16,
+    },
+    /// Reading or writing failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}

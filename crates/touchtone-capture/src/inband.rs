@@ -69,6 +69,8 @@ pub struct WavDigits<R: Read, P = fn(u64)> {
     picked: Vec<u16>,
     detectors: Vec<Detector>,
     block: Vec<Vec<f32>>,
+    /// Blocks of 16-bit PCM and G.711, which go to the detector as they are (no float round trip).
+    block16: Vec<Vec<i16>>,
     found: std::collections::VecDeque<WavDigit>,
     phase: Phase,
     progress: P,
@@ -108,6 +110,7 @@ impl<R: Read> WavDigits<R> {
                 .collect(),
             picked,
             block: vec![Vec::new(); usize::from(channels)],
+            block16: vec![Vec::new(); usize::from(channels)],
             wav,
             found: Default::default(),
             phase: Phase::Running,
@@ -125,6 +128,7 @@ impl<R: Read, P: FnMut(u64)> WavDigits<R, P> {
             picked: self.picked,
             detectors: self.detectors,
             block: self.block,
+            block16: self.block16,
             found: self.found,
             phase: self.phase,
             progress,
@@ -157,6 +161,23 @@ impl<R: Read, P: FnMut(u64)> WavDigits<R, P> {
         }
     }
 
+    /// Reads the next block and runs each picked channel's detector on it.
+    fn read_and_detect(&mut self) -> Result<bool, WavError> {
+        let picked = self.detectors.iter_mut().zip(&self.picked);
+        if self.wav.is_16_bit() {
+            let more = self.wav.next_block_i16(&mut self.block16)?;
+            for (det, ch) in picked {
+                det.process_i16(&self.block16[usize::from(*ch)]);
+            }
+            return Ok(more);
+        }
+        let more = self.wav.next_block(&mut self.block)?;
+        for (det, ch) in picked {
+            det.process(&self.block[usize::from(*ch)]);
+        }
+        Ok(more)
+    }
+
     fn flush(&mut self) {
         for det in &mut self.detectors {
             det.flush();
@@ -176,11 +197,8 @@ impl<R: Read, P: FnMut(u64)> Iterator for WavDigits<R, P> {
             match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return None,
                 Phase::Failed(e) => return Some(Err(e)),
-                Phase::Running => match self.wav.next_block(&mut self.block) {
+                Phase::Running => match self.read_and_detect() {
                     Ok(more) => {
-                        for (det, ch) in self.detectors.iter_mut().zip(&self.picked) {
-                            det.process(&self.block[usize::from(*ch)]);
-                        }
                         self.collect();
                         (self.progress)(self.wav.bytes_read());
                         if more {

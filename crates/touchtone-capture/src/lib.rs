@@ -5,6 +5,8 @@
 //!   without being told the payload type or clock rate. [`packets_in_capture`] lists the packets.
 //! - [`detect_in_wav`] and [`WavDigits`]: digits in a WAV recording (PCM 8/16/24/32-bit, float, G.711,
 //!   any rate, any channels). [`read_mono_8k`] turns a WAV file into 8 kHz call audio, low-passed first.
+//! - [`detect_in_ogg_opus`] and [`OpusDigits`]: digits in an Ogg Opus recording (`.opus`, mono or stereo),
+//!   decoded by libopus at 48 kHz; [`write_ogg_opus`] writes one.
 //! - The pieces, for other sources: [`CaptureReader`] (datagrams of a capture), [`udp_in_frame`] (a frame
 //!   to its UDP datagram), [`Scanner`] (datagrams to digits, sans I/O), [`WavReader`] and [`resample`].
 //!
@@ -40,14 +42,16 @@
 mod error;
 mod inband;
 pub mod net;
+mod ogg_opus;
 mod pcap;
 mod resample;
 mod rfc4733;
 mod wav;
 
-pub use error::{CaptureError, Truncation, WavError};
+pub use error::{CaptureError, OpusFileError, Truncation, WavError};
 pub use inband::{WavDigit, WavDigits, WavOptions, detect_in_wav, read_mono_8k};
 pub use net::{UdpSlice, udp_in_frame};
+pub use ogg_opus::{OpusDigits, OpusHead, detect_in_ogg_opus, write_ogg_opus};
 pub use pcap::{CaptureReader, Datagram, MAX_BLOCK};
 pub use resample::resample;
 pub use rfc4733::{

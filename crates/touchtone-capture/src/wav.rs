@@ -44,8 +44,12 @@ pub struct WavReader<R: Read> {
     read: u64,
     buf: Vec<u8>,
     carry: usize,
+    /// Bytes in `buf` after the last read.
+    filled: usize,
     /// G.711 expansion table, for the G.711 encodings.
     table: Option<Box<[f32; 256]>>,
+    /// The same as 16-bit samples.
+    table16: Option<Box<[i16; 256]>>,
 }
 
 impl<R: Read> std::fmt::Debug for WavReader<R> {
@@ -96,9 +100,9 @@ impl<R: Read> WavReader<R> {
                         WavError::Invalid("data chunk before fmt chunk".to_string())
                     })?;
                     let data_len = (size != u32::MAX && size != 0).then_some(u64::from(size));
-                    let table = match format.encoding {
-                        Encoding::Ulaw => Some(g711_table(g711::ulaw_to_linear)),
-                        Encoding::Alaw => Some(g711_table(g711::alaw_to_linear)),
+                    let expand: Option<fn(u8) -> i16> = match format.encoding {
+                        Encoding::Ulaw => Some(g711::ulaw_to_linear),
+                        Encoding::Alaw => Some(g711::alaw_to_linear),
                         _ => None,
                     };
                     return Ok(WavReader {
@@ -108,7 +112,9 @@ impl<R: Read> WavReader<R> {
                         read: 0,
                         buf: Vec::new(),
                         carry: 0,
-                        table,
+                        filled: 0,
+                        table: expand.map(g711_table),
+                        table16: expand.map(|e| Box::new(std::array::from_fn(|i| e(i as u8)))),
                     });
                 }
                 _ => {
@@ -146,24 +152,70 @@ impl<R: Read> WavReader<R> {
         for ch in out.iter_mut() {
             ch.clear();
         }
+        let Some(whole) = self.read_frames()? else {
+            return Ok(false);
+        };
+        decode(&self.buf[..whole], self.format, self.table.as_deref(), out);
+        self.consume(whole);
+        Ok(true)
+    }
+
+    /// Whether the samples are exactly 16-bit values (16-bit PCM, G.711), which
+    /// [`next_block_i16`](Self::next_block_i16) returns without going through floats.
+    pub fn is_16_bit(&self) -> bool {
+        matches!(
+            self.format.encoding,
+            Encoding::Pcm(16) | Encoding::Ulaw | Encoding::Alaw
+        )
+    }
+
+    /// [`next_block`](Self::next_block) as 16-bit samples: copied as they are from 16-bit PCM and
+    /// G.711 (see [`is_16_bit`](Self::is_16_bit)), rounded towards zero and clamped from the others.
+    pub fn next_block_i16(&mut self, out: &mut [Vec<i16>]) -> Result<bool, WavError> {
+        for ch in out.iter_mut() {
+            ch.clear();
+        }
+        let Some(whole) = self.read_frames()? else {
+            return Ok(false);
+        };
+        let data = &self.buf[..whole];
+        match (self.format.encoding, self.table16.as_deref()) {
+            (Encoding::Pcm(16), _) => split::<2, _>(data, out, i16::from_le_bytes),
+            (Encoding::Ulaw | Encoding::Alaw, Some(t)) => {
+                split::<1, _>(data, out, |b| t[usize::from(b[0])])
+            }
+            _ => {
+                let mut wide = vec![Vec::new(); out.len()];
+                decode(data, self.format, self.table.as_deref(), &mut wide);
+                for (o, w) in out.iter_mut().zip(&wide) {
+                    o.extend(
+                        w.iter()
+                            .map(|s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16),
+                    );
+                }
+            }
+        }
+        self.consume(whole);
+        Ok(true)
+    }
+
+    /// Reads the next run of bytes; the whole frames in it are `buf[..whole]`, `None` at the end.
+    fn read_frames(&mut self) -> Result<Option<usize>, WavError> {
         let align = self.format.block_align;
         let want = match self.data_len {
             Some(len) => (len - self.read).min(BLOCK as u64) as usize,
             None => BLOCK,
         };
         if want == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let start = self.carry;
         self.buf.resize(start + want, 0);
         let n = read_fill(&mut self.inner, &mut self.buf[start..])?;
         self.read += n as u64;
-        let filled = start + n;
-        let whole = filled / align * align;
-        decode(&self.buf[..whole], self.format, self.table.as_deref(), out);
-        self.buf.copy_within(whole..filled, 0);
-        self.carry = filled - whole;
+        self.filled = start + n;
         if n == 0 {
+            // What is carried is less than a frame.
             if self.carry != 0 {
                 return Err(WavError::Truncated(Truncation::Frame));
             }
@@ -173,9 +225,15 @@ impl<R: Read> WavReader<R> {
                     found: self.read,
                 }));
             }
-            return Ok(whole > 0);
+            return Ok(None);
         }
-        Ok(true)
+        Ok(Some(self.filled / align * align))
+    }
+
+    /// Keeps the bytes after the whole frames for the next read.
+    fn consume(&mut self, whole: usize) {
+        self.buf.copy_within(whole..self.filled, 0);
+        self.carry = self.filled - whole;
     }
 }
 
@@ -257,20 +315,20 @@ fn g711_table(expand: fn(u8) -> i16) -> Box<[f32; 256]> {
 /// then a tight loop per channel that the compiler specialises for the sample width.
 fn decode(data: &[u8], format: WavFormat, table: Option<&[f32; 256]>, out: &mut [Vec<f32>]) {
     match (format.encoding, table) {
-        (Encoding::Pcm(8), _) => split::<1>(data, out, |b| (f32::from(b[0]) - 128.0) / 128.0),
-        (Encoding::Pcm(16), _) => split::<2>(data, out, |b| {
+        (Encoding::Pcm(8), _) => split::<1, _>(data, out, |b| (f32::from(b[0]) - 128.0) / 128.0),
+        (Encoding::Pcm(16), _) => split::<2, _>(data, out, |b| {
             f32::from(i16::from_le_bytes(b)) * (1.0 / 32768.0)
         }),
-        (Encoding::Pcm(24), _) => split::<3>(data, out, |b| {
+        (Encoding::Pcm(24), _) => split::<3, _>(data, out, |b| {
             (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * (1.0 / 8_388_608.0)
         }),
-        (Encoding::Pcm(_), _) => split::<4>(data, out, |b| {
+        (Encoding::Pcm(_), _) => split::<4, _>(data, out, |b| {
             i32::from_le_bytes(b) as f32 * (1.0 / 2_147_483_648.0)
         }),
-        (Encoding::Float(32), _) => split::<4>(data, out, f32::from_le_bytes),
-        (Encoding::Float(_), _) => split::<8>(data, out, |b| f64::from_le_bytes(b) as f32),
+        (Encoding::Float(32), _) => split::<4, _>(data, out, f32::from_le_bytes),
+        (Encoding::Float(_), _) => split::<8, _>(data, out, |b| f64::from_le_bytes(b) as f32),
         (Encoding::Ulaw | Encoding::Alaw, Some(t)) => {
-            split::<1>(data, out, |b| t[usize::from(b[0])])
+            split::<1, _>(data, out, |b| t[usize::from(b[0])])
         }
         (Encoding::Ulaw | Encoding::Alaw, None) => {}
     }
@@ -278,7 +336,7 @@ fn decode(data: &[u8], format: WavFormat, table: Option<&[f32; 256]>, out: &mut 
 
 /// Splits frames of `out.len()` interleaved samples of `W` bytes, converting each with `f`.
 #[inline(always)]
-fn split<const W: usize>(data: &[u8], out: &mut [Vec<f32>], f: impl Fn([u8; W]) -> f32) {
+fn split<const W: usize, T>(data: &[u8], out: &mut [Vec<T>], f: impl Fn([u8; W]) -> T) {
     let channels = out.len();
     let (samples, _) = data.as_chunks::<W>();
     if channels == 1 {

@@ -1,9 +1,9 @@
-//! `touchtone detect`: DTMF digits in a WAV recording.
+//! `touchtone detect`: DTMF digits in a WAV or Ogg Opus recording.
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
-use touchtone_capture::{WavDigit, WavDigits, WavOptions};
+use touchtone_capture::{OpusDigits, WavDigit, WavDigits, WavOptions};
 
 use crate::Failure;
 use crate::output::outln;
@@ -13,7 +13,7 @@ use crate::progress::Progress;
 /// Arguments of `touchtone detect`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The WAV file (`-` reads standard input).
+    /// The WAV or Ogg Opus (`.opus`) file (`-` reads standard input).
     file: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -31,27 +31,57 @@ pub fn run(args: Args) -> Result<(), Failure> {
         channel: args.channel,
         ..WavOptions::default()
     };
-    let digits = WavDigits::new(BufReader::new(input.reader), options)
-        .map_err(|e| Failure::input(format!("{name}: {e}")))?;
+    let mut reader = BufReader::new(input.reader);
+    // Ogg pages start with "OggS", WAV files with "RIFF": the content decides, not the file name.
+    let ogg = reader.fill_buf().is_ok_and(|b| b.starts_with(b"OggS"));
+    if ogg {
+        let digits =
+            OpusDigits::new(reader, options).map_err(|e| Failure::input(format!("{name}: {e}")))?;
+        let multi = digits.head().channels > 1;
+        let mut progress = Progress::new("detecting", input.size);
+        let result = report(
+            args.format,
+            multi,
+            digits.with_progress(|done| progress.update(done)),
+        );
+        progress.finish();
+        return result.map_err(|e| Failure::input(format!("{name}: {e}")));
+    }
+    let digits =
+        WavDigits::new(reader, options).map_err(|e| Failure::input(format!("{name}: {e}")))?;
     let multi = digits.format().channels > 1;
     let mut progress = Progress::new("detecting", digits.data_len().unwrap_or(input.size));
+    let result = report(
+        args.format,
+        multi,
+        digits.with_progress(|done| progress.update(done)),
+    );
+    progress.finish();
+    result.map_err(|e| Failure::input(format!("{name}: {e}")))
+}
+
+/// Prints the digits as they are found (those before a damaged part too), then says when there were
+/// none; returns the error that ended the reading, if one did.
+fn report<E>(
+    format: Format,
+    multi: bool,
+    digits: impl Iterator<Item = Result<WavDigit, E>>,
+) -> Result<(), E> {
     let mut found = 0usize;
     let mut result = Ok(());
-    // Digits are printed as they are found, and those before a truncation are still printed.
-    for item in digits.with_progress(|done| progress.update(done)) {
+    for item in digits {
         match item {
             Ok(d) => {
                 found += 1;
-                print(args.format, multi, &d);
+                print(format, multi, &d);
             }
             Err(e) => result = Err(e),
         }
     }
-    progress.finish();
-    if args.format == Format::Text && found == 0 && result.is_ok() {
+    if format == Format::Text && found == 0 && result.is_ok() {
         eprintln!("no DTMF digits found");
     }
-    result.map_err(|e| Failure::input(format!("{name}: {e}")))
+    result
 }
 
 fn print(format: Format, multi: bool, d: &WavDigit) {

@@ -25,13 +25,13 @@ pub struct Args {
     /// Audio codec of the call.
     #[arg(long, default_value = "opus")]
     codec: AudioCodec,
-    /// Send the tones as audio (G.711) and detect them in the received audio.
+    /// Send the tones as audio (in the G.711 or Opus stream) and detect them in the received audio.
     #[arg(long)]
     inband: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// A WAV file the caller sends as its audio, looped (G.711: with Opus, PCMU is used instead).
+    /// A WAV file the caller sends as its audio, looped (read as 8 kHz; upsampled to 48 kHz for Opus).
     #[arg(long)]
     audio: Option<std::path::PathBuf>,
     /// Write the call's decrypted RTP (both directions, as each peer saw it) to DIR/dial-caller.pcapng and
@@ -105,13 +105,8 @@ async fn dial(args: Args) -> Result<(), Failure> {
         }
         None => None,
     };
-    let codec = if (args.inband || audio.is_some()) && args.codec == AudioCodec::Opus {
-        AudioCodec::Pcmu // In-band tones and file audio need a codec we can encode: G.711.
-    } else {
-        args.codec
-    };
     let caller_cfg = PeerConfig {
-        codecs: vec![codec],
+        codecs: vec![args.codec],
         inband_send: args.inband,
         audio,
         ..PeerConfig::default()

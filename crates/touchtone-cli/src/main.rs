@@ -27,7 +27,7 @@ enum Command {
     Serve(Box<serve::Args>),
     /// Connect two WebRTC peers over loopback and dial tones from one to the other.
     Dial(dial::Args),
-    /// Find DTMF digits in a WAV recording.
+    /// Find DTMF digits in a WAV or Ogg Opus recording.
     Detect(detect::Args),
     /// Write DTMF tones to a WAV file.
     Generate(generate::Args),

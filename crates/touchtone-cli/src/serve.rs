@@ -52,6 +52,10 @@ pub struct Args {
     #[arg(long, env = "TOUCHTONE_YIELD_WINDOW_MS", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(0..=20))]
     yield_window_ms: u64,
+    /// Also detect DTMF played as audio in each call (G.711, or Opus decoded at 48 kHz), reported with
+    /// source "inband" and not twice when telephone-event carries the same key; costs CPU per call.
+    #[arg(long, env = "TOUCHTONE_INBAND_DETECT")]
+    inband_detect: bool,
     /// Write each call's decrypted RTP (both directions) to DIR/<call id>.pcapng, for Wireshark or
     /// `touchtone pcap`.
     #[arg(long, env = "TOUCHTONE_RECORD", value_name = "DIR")]
@@ -153,6 +157,7 @@ impl Args {
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             yield_window: Duration::from_millis(self.yield_window_ms),
             record_dir: self.record.clone(),
+            inband_detect: self.inband_detect,
             body_read_timeout: Duration::from_secs(self.request_timeout.max(1)),
             calls_per_client: CallRate {
                 per_second: self.client_call_rate,

@@ -284,6 +284,87 @@ fn the_server_dials_a_client_which_hears_every_digit() {
     });
 }
 
+/// With `--inband-detect`, an Opus caller that plays its tones as audio (no telephone-event) is heard:
+/// the server decodes the Opus stream and its event stream reports the digits with source `inband`.
+#[test]
+fn serve_detects_inband_tones_in_opus_calls() {
+    let srv = serve(&["--inband-detect"]);
+    let addr = srv.addr.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let loopback = "127.0.0.1".parse().unwrap();
+        let config = PeerConfig {
+            codecs: vec![touchtone_rtc::AudioCodec::Opus],
+            inband_send: true,
+            ..PeerConfig::default()
+        };
+        let mut call = Call::bind(loopback, config).await.unwrap();
+        let offer = call.peer.create_offer().unwrap();
+        let (status, head, answer) = post_sdp(&addr, &offer);
+        assert_eq!(status, 201, "{head}\n{answer}");
+        let events_path = format!("{}/events", location(&head));
+        call.peer.accept_answer(Instant::now(), &answer).unwrap();
+        let mut client = call.spawn();
+        // Read the server's event stream on a thread until three digits came.
+        let reader = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            write!(s, "GET {events_path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+            let mut lines = Vec::new();
+            for line in BufReader::new(s).lines() {
+                let Ok(line) = line else { break };
+                if let Some(json) = line.strip_prefix("data:") {
+                    lines.push(json.trim().to_string());
+                    if lines
+                        .iter()
+                        .filter(|l| l.contains(r#""type":"digit""#))
+                        .count()
+                        == 3
+                    {
+                        break;
+                    }
+                }
+            }
+            lines
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, client.next_event())
+                .await
+                .expect("connected in time")
+                .expect("the call ended early");
+            if ev == PeerEvent::Connection(ConnectionState::Connected) {
+                break;
+            }
+        }
+        client.insert_dtmf("47D", 100, 70).await.unwrap();
+        let lines = tokio::task::spawn_blocking(move || reader.join().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            lines.iter().any(|l| l.contains(r#""codec":"opus""#)),
+            "{lines:?}"
+        );
+        let digits: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains(r#""type":"digit""#))
+            .collect();
+        let keys: String = digits
+            .iter()
+            .map(|l| {
+                assert!(l.contains(r#""source":"inband""#), "{l}");
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["digit"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(keys, "47D", "{lines:?}");
+        client.close();
+    });
+}
+
 /// Sends SIGTERM and waits (at most `within`) for the exit status.
 fn terminate(srv: &mut Server, within: Duration) -> Option<std::process::ExitStatus> {
     let pid = srv.child.id().to_string();

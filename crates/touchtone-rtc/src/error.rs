@@ -19,6 +19,9 @@ pub enum RtcError {
     /// str0m reported an error.
     #[error("WebRTC: {0}")]
     Rtc(#[from] str0m::RtcError),
+    /// The Opus encoder or decoder could not be set up.
+    #[error("{0}")]
+    Opus(#[from] crate::audio::OpusError),
     /// Socket I/O failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -68,6 +68,7 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod audio;
 pub mod call;
 pub mod codec;
 pub mod endpoint;

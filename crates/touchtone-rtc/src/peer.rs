@@ -15,6 +15,7 @@ use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc};
 use touchtone::inband::{Detector, ToneGenerator, g711};
 use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, EventSet, RtpInfo};
 
+use crate::audio::{OpusReceiver, OpusSender};
 use crate::codec::{AudioCodec, configure, telephone_event_rates};
 use crate::error::{NegotiationError, RtcError};
 use crate::event::{
@@ -45,11 +46,11 @@ pub struct PeerConfig {
     pub mixed_clock_durations: DurationClock,
     /// Direction of the audio m-line.
     pub direction: Direction,
-    /// Send DTMF as audio tones (G.711 only) instead of telephone-event packets.
+    /// Send DTMF as audio tones (in the G.711 or Opus stream) instead of telephone-event packets.
     pub inband_send: bool,
-    /// Run the in-band detector on received G.711 audio.
+    /// Run the in-band detector on received audio (G.711 at 8 kHz, Opus decoded at 48 kHz).
     pub inband_detect: bool,
-    /// Audio to send, looped: 8 kHz mono 16-bit PCM (G.711 codecs only; Opus sends silence).
+    /// Audio to send, looped: 8 kHz mono 16-bit PCM (upsampled to 48 kHz and encoded on Opus calls).
     pub audio: Option<Arc<[i16]>>,
     /// The DTLS certificate; `None` makes one for this peer. A server shares one across its calls
     /// ([`generate_certificate`]), which saves making a key per call.
@@ -155,6 +156,10 @@ pub struct Peer {
     /// Where the looped audio continues.
     audio_pos: usize,
     detector: Option<Detector>,
+    /// The Opus encoder of in-band tones and configured audio, on Opus calls that send either.
+    opus_tx: Option<OpusSender>,
+    /// The Opus decoder feeding the detector, on Opus calls with in-band detection.
+    opus_rx: Option<OpusReceiver>,
     /// The telephone-event key held or last released, and when it was released: in-band reports of the
     /// same press are dropped.
     rfc_recent: Option<(Option<char>, Option<Instant>)>,
@@ -207,6 +212,8 @@ impl Peer {
             generator: None,
             audio_pos: 0,
             detector: None,
+            opus_tx: None,
+            opus_rx: None,
             rfc_recent: None,
             inband_suppressed: false,
             record: false,
@@ -490,6 +497,16 @@ impl Peer {
                     || self.sender.is_playing(t + FRAME - Duration::from_millis(1)));
             if let (false, Some(n)) = (busy, self.negotiated) {
                 let ts = self.media_time(t);
+                if let Some(tx) = self.opus_tx.as_mut() {
+                    let audio = self
+                        .config
+                        .audio
+                        .as_deref()
+                        .map(|a| (a, &mut self.audio_pos));
+                    let packet = tx.next_frame(self.generator.as_mut(), audio)?.to_vec();
+                    self.write_rtp(n.audio_pt, ts, t, false, &packet)?;
+                    continue;
+                }
                 match self.next_pcm_frame(n.codec) {
                     Some(pcm) => {
                         let frame: Vec<u8> = match n.codec {
@@ -743,11 +760,18 @@ impl Peer {
         self.audio_origin = Some(now);
         self.sender.set_timestamp_origin(now, 0);
         self.sends_audio = matches!(direction, Direction::SendRecv | Direction::SendOnly);
-        let g711 = codec.clock_rate() == 8000;
-        self.generator = (self.config.inband_send && g711)
-            .then(|| ToneGenerator::new(8000).ok())
+        self.generator = self
+            .config
+            .inband_send
+            .then(|| ToneGenerator::new(rate).ok())
             .flatten();
-        self.detector = (self.config.inband_detect && g711).then(|| Detector::new(8000));
+        self.detector = self.config.inband_detect.then(|| Detector::new(rate));
+        let opus = codec == AudioCodec::Opus;
+        let sends = self.config.inband_send || self.config.audio.is_some();
+        self.opus_tx = (opus && sends).then(OpusSender::new).transpose()?;
+        self.opus_rx = (opus && self.config.inband_detect)
+            .then(OpusReceiver::new)
+            .transpose()?;
         self.update_can_send(now);
         Ok(())
     }
@@ -864,6 +888,14 @@ impl Peer {
                 } else if let (Some(det), Some(n)) = (self.detector.as_mut(), self.negotiated)
                     && pt == n.audio_pt
                 {
+                    if let Some(rx) = self.opus_rx.as_mut() {
+                        match rx.decode(p.header.sequence_number, &p.payload) {
+                            Ok(pcm) => det.process_i16(pcm),
+                            Err(e) => tracing::debug!("Opus packet not decoded: {e}"),
+                        }
+                        self.collect_inband(*p.header.ssrc);
+                        return;
+                    }
                     // Any packet time: decode through a fixed buffer, 60 ms at a time.
                     let mut pcm = [0i16; 480];
                     for chunk in p.payload.chunks(pcm.len()) {

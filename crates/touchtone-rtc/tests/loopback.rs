@@ -131,8 +131,17 @@ async fn no_telephone_event_means_no_dtmf() {
 
 #[tokio::test]
 async fn inband_tones_are_detected_in_pcmu_audio() {
+    inband_tones_are_detected(AudioCodec::Pcmu).await;
+}
+
+#[tokio::test]
+async fn inband_tones_are_detected_in_opus_audio() {
+    inband_tones_are_detected(AudioCodec::Opus).await;
+}
+
+async fn inband_tones_are_detected(codec: AudioCodec) {
     let caller = PeerConfig {
-        codecs: vec![AudioCodec::Pcmu],
+        codecs: vec![codec],
         inband_send: true,
         ..PeerConfig::default()
     };
@@ -142,7 +151,13 @@ async fn inband_tones_are_detected_in_pcmu_audio() {
     };
     let (mut a, mut b) = connect(caller, callee).await;
     wait_connected(&mut a).await;
-    wait_connected(&mut b).await;
+    let events = wait_connected(&mut b).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Negotiated(n) if n.codec == codec)),
+        "{events:?}"
+    );
     let tones = "0123456789*#ABCD";
     a.insert_dtmf(tones, 80, 60).await.unwrap();
     let got = collect_digits(&mut b, 16, DigitSource::Inband).await;
@@ -199,6 +214,15 @@ fn telephone_event_only_at_the_codec_clock_rate() {
 
 #[tokio::test]
 async fn configured_audio_is_sent() {
+    configured_audio_is_sent_in(AudioCodec::Pcma).await;
+}
+
+#[tokio::test]
+async fn configured_audio_is_sent_in_opus() {
+    configured_audio_is_sent_in(AudioCodec::Opus).await;
+}
+
+async fn configured_audio_is_sent_in(codec: AudioCodec) {
     // The audio itself holds DTMF tones: the callee's in-band detector hears them.
     let mut g = touchtone::inband::ToneGenerator::new(8000).unwrap();
     g.push_silence(100);
@@ -206,7 +230,7 @@ async fn configured_audio_is_sent() {
     g.push_silence(3000);
     let audio: std::sync::Arc<[i16]> = g.render().into();
     let caller = PeerConfig {
-        codecs: vec![AudioCodec::Pcma],
+        codecs: vec![codec],
         audio: Some(audio),
         ..PeerConfig::default()
     };

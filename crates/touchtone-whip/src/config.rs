@@ -49,6 +49,10 @@ pub struct WhipConfig {
     /// The base URL clients reach this server at (`https://host:port`): `Location` is then absolute,
     /// so a load balancer in front can send a call's later requests to the server that owns it.
     pub public_url: Option<String>,
+    /// Run the in-band DTMF detector on each call's received audio (G.711, or Opus decoded at 48 kHz):
+    /// digits a phone plays into its microphone, or a gateway without telephone-event, are reported
+    /// with `"source":"inband"`. Costs CPU per call (BENCHMARKS.md); off by default.
+    pub inband_detect: bool,
 }
 
 impl Default for WhipConfig {
@@ -68,6 +72,7 @@ impl Default for WhipConfig {
             token: None,
             instance: None,
             public_url: None,
+            inband_detect: false,
         }
     }
 }

@@ -272,6 +272,7 @@ impl Hub {
             peer,
             cfg.idle_timeout,
             cfg.yield_window,
+            cfg.inband_detect,
             sdp,
             record.as_deref(),
         )

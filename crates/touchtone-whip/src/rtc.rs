@@ -31,9 +31,14 @@ pub(crate) async fn answer(
     peer: PeerConfig,
     idle_timeout: Duration,
     yield_window: Duration,
+    inband_detect: bool,
     sdp: &str,
     record: Option<&Path>,
 ) -> Result<Running, OfferError> {
+    let peer = PeerConfig {
+        inband_detect,
+        ..peer
+    };
     let mut call = match udp {
         UdpMode::Shared(endpoint) => endpoint.call(peer).map_err(bind_error)?,
         UdpMode::PerCall(ip) => Call::bind(*ip, peer).await.map_err(bind_error)?,

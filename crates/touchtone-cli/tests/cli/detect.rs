@@ -201,3 +201,84 @@ fn bad_wav_files_get_one_line_and_status_2() {
     let o = touchtone(&["detect", "/nonexistent/file.wav"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An Ogg Opus file from the reference encoder (`opusenc`): the digits at their times, from a file and
+/// from stdin.
+#[test]
+fn detect_reads_ogg_opus_from_opusenc() {
+    let path = fixture("159hash-opusenc.opus");
+    let o = touchtone(&["detect", &path, "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&stdout(&o));
+    assert_eq!(digits_of(&stdout(&o)), "159#");
+    for (i, v) in lines.iter().enumerate() {
+        // One 100 ms tone every 200 ms; the codec blurs the edges by a few ms.
+        let start = 200.0 * i as f64;
+        assert!((v["start_ms"].as_f64().unwrap() - start).abs() < 8.0, "{v}");
+        assert!(
+            (v["duration_ms"].as_f64().unwrap() - 100.0).abs() < 10.0,
+            "{v}"
+        );
+    }
+    let mut child = command(&["detect", "-", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &bytes).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(digits_of(&stdout(&o)), "159#");
+}
+
+#[test]
+fn detect_reads_each_channel_of_a_stereo_ogg_opus_file() {
+    let path = fixture("stereo-opusenc.opus");
+    let o = touchtone(&["detect", &path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let left: String = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("channel 0: "))
+        .map(|l| &l[..1])
+        .collect();
+    let right: String = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("channel 1: "))
+        .map(|l| &l[..1])
+        .collect();
+    assert_eq!((left.as_str(), right.as_str()), ("159#", "2A"), "{out}");
+    let o = touchtone(&["detect", &path, "--channel", "1", "--format", "json"]);
+    assert_eq!(digits_of(&stdout(&o)), "2A");
+    let o = touchtone(&["detect", &path, "--channel", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// A file this crate writes (`write_ogg_opus`, one page a second), cut short: the digits of the whole
+/// pages before the cut come out, then one line on stderr and status 2.
+#[test]
+fn detect_reports_ogg_opus_digits_before_a_truncation() {
+    let dir = Dir::new();
+    let mut g = touchtone::inband::ToneGenerator::new(48_000).unwrap();
+    g.push_tones("47", 100, 2000).unwrap();
+    let mut bytes = Vec::new();
+    touchtone_capture::write_ogg_opus(&mut bytes, &g.render(), 32_000).unwrap();
+    let whole = dir.write("47.opus", &bytes);
+    let o = touchtone(&["detect", &whole, "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(digits_of(&stdout(&o)), "47");
+    // Pages: OpusHead, OpusTags, then one a second; "7" (2.1 s) is in the fifth, cut inside it.
+    let pages: Vec<usize> = (0..bytes.len() - 4)
+        .filter(|&i| &bytes[i..i + 4] == b"OggS")
+        .collect();
+    let cut = dir.write("47-cut.opus", &bytes[..pages[4] + 40]);
+    let o = touchtone(&["detect", &cut, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(digits_of(&stdout(&o)), "4");
+    assert!(stderr(&o).contains("truncated Ogg Opus"), "{}", stderr(&o));
+}

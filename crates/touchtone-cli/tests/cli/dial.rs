@@ -116,3 +116,69 @@ fn dial_can_send_a_wav_file_as_its_audio() {
     let o = touchtone(&["dial", "1", "--audio", &bad]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `--inband` sends the tones as audio in each codec and the receiver detects them there: the digits come
+/// from the in-band detector, each within a packet interval of the asked duration (the exit status
+/// checks that), and the negotiated codec is the one asked for, not a fallback.
+#[test]
+fn dial_inband_in_every_codec() {
+    for codec in ["opus", "pcmu", "pcma"] {
+        let o = touchtone(&[
+            "dial",
+            "1A#9",
+            "--duration",
+            "80",
+            "--gap",
+            "60",
+            "--inband",
+            "--codec",
+            codec,
+            "--format",
+            "json",
+        ]);
+        assert!(o.status.success(), "{codec}: {}", stderr(&o));
+        let lines = json_lines(&stdout(&o));
+        let negotiated: Vec<_> = lines
+            .iter()
+            .filter(|v| v["type"] == "negotiated")
+            .map(|v| v["codec"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(negotiated, [codec, codec], "{codec}");
+        let digits: Vec<_> = lines.iter().filter(|v| v["type"] == "digit").collect();
+        let keys: String = digits
+            .iter()
+            .map(|v| v["digit"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, "1A#9", "{codec}");
+        for d in digits {
+            assert_eq!(d["source"], "inband", "{codec}: {d}");
+        }
+    }
+}
+
+/// A WAV file sent as the caller's Opus audio: its own tones reach the receiver's audio (heard when
+/// the receiver detects in-band too) while the dialed tones go as telephone-events.
+#[test]
+fn dial_sends_a_wav_file_as_opus_audio() {
+    let dir = Dir::new();
+    let path = dir.path("dial-opus-audio.wav");
+    let p = path.to_str().unwrap();
+    let o = touchtone(&["generate", "9", "-o", p, "--rate", "16000"]);
+    assert!(o.status.success());
+    let o = touchtone(&[
+        "dial",
+        "12",
+        "--duration",
+        "60",
+        "--gap",
+        "40",
+        "--audio",
+        p,
+        "--codec",
+        "opus",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("negotiated opus"), "{out}");
+    assert!(out.contains("Received: 2 (60.0 ms, rfc4733)"), "{out}");
+}

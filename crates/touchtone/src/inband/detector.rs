@@ -139,6 +139,8 @@ pub struct Detector {
     group_ratio: f32,
     state: State,
     events: VecDeque<DetectedDigit>,
+    /// Whether the CPU has AVX2 and FMA (checked once).
+    avx2: bool,
 }
 
 impl Detector {
@@ -188,6 +190,7 @@ impl Detector {
             group_ratio: 10f32.powf(-cfg.min_group_separation_db / 20.0),
             state: State::Idle,
             events: VecDeque::new(),
+            avx2: has_avx2(),
         }
     }
 
@@ -252,10 +255,8 @@ impl Detector {
         let buf = &self.ring[self.slot * half..(self.slot + 1) * half];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU was just checked for the features the function is compiled for.
+            if self.avx2 {
+                // SAFETY: the CPU was checked at construction for the features the function is compiled for.
                 return unsafe { spectrum_avx2(buf, &self.table) };
             }
         }
@@ -290,23 +291,16 @@ impl Detector {
         if mag2[row] < min_mag2 || mag2[col] < min_mag2 {
             return None;
         }
-        let mut amp = [0f32; 8];
-        for (a, m) in amp.iter_mut().zip(&mag2) {
-            *a = m.sqrt() * scale;
-        }
-        let (ar, ac) = (amp[row], amp[col]);
-        // Leakage between the two tones moves a single block's twist and frequency by about 1 dB and
-        // 1%: blocks are screened loosely here, the digit's average is held to the limits.
-        let twist_db = 20.0 * (ac / ar).log10();
-        let slack = 3.0;
-        if twist_db < -self.cfg.max_normal_twist_db - slack
-            || twist_db > self.cfg.max_reverse_twist_db + slack
-        {
-            return None;
-        }
+        // The cheap checks first (every check only rejects: the order changes no result): purity needs
+        // the two peaks' amplitudes, the group screen the others, the twist a logarithm.
+        let (ar, ac) = (mag2[row].sqrt() * scale, mag2[col].sqrt() * scale);
         let purity = (ar * ar + ac * ac) / 2.0 / (power / self.n as f32);
         if purity < self.cfg.min_purity {
             return None;
+        }
+        let mut amp = [0f32; 8];
+        for (a, m) in amp.iter_mut().zip(&mag2) {
+            *a = m.sqrt() * scale;
         }
         let sep = self.group_ratio;
         let group_ok = |range: std::ops::Range<usize>, peak: usize| {
@@ -315,6 +309,15 @@ impl Detector {
                 .all(|i| i == peak || amp[i] < amp[peak] * sep)
         };
         if !group_ok(0..4, row) || !group_ok(4..8, col) {
+            return None;
+        }
+        // Leakage between the two tones moves a single block's twist and frequency by about 1 dB and
+        // 1%: blocks are screened loosely here, the digit's average is held to the limits.
+        let twist_db = 20.0 * (ac / ar).log10();
+        let slack = 3.0;
+        if twist_db < -self.cfg.max_normal_twist_db - slack
+            || twist_db > self.cfg.max_reverse_twist_db + slack
+        {
             return None;
         }
         let mut deviation = [0f32; 2];
@@ -341,6 +344,9 @@ impl Detector {
 
     /// Advances the digit state machine with one block's result; `at` is the block's first sample.
     fn step(&mut self, hit: Option<Hit>, at: u64) {
+        if hit.is_none() && self.state == State::Idle {
+            return; // The common case between digits.
+        }
         let n = self.n as f64;
         self.state = match (self.state, hit) {
             (State::Idle, None) => State::Idle,
@@ -642,6 +648,18 @@ fn hann(len: usize) -> Vec<f32> {
     (0..len)
         .map(|k| (0.5 - 0.5 * (TAU * (k as f64 + 0.5) / len as f64).cos()) as f32)
         .collect()
+}
+
+/// Whether the CPU runs the AVX2/FMA build of the spectrum.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 fn argmax(v: &[f32]) -> usize {
