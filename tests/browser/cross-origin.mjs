@@ -91,7 +91,7 @@ function startTouchtone(origin) {
     const timer = setTimeout(() => rej(new Error(`server did not start: ${err}`)), 15000);
     server.stderr.on("data", (d) => {
       err += d.toString();
-      const m = err.match(/open (http:\/\/[^/ ]+\/)/);
+      const m = err.match(/open (http:\/\/\S+\/)\S* in a browser/);
       if (m) {
         clearTimeout(timer);
         res({ server, url: m[1] });

@@ -81,7 +81,7 @@ async function startServer(started) {
     server.stderr.on("data", (d) => {
       if (process.env.TOUCHTONE_SERVER_LOG) appendFileSync(process.env.TOUCHTONE_SERVER_LOG, d);
       err += d.toString();
-      const m = err.match(/open (http:\/\/[^ ]+)/);
+      const m = err.match(/open (http:\/\/\S+) in a browser/);
       if (m) {
         clearTimeout(timer);
         res(m[1]);
