@@ -66,7 +66,6 @@ fn main() {
                     "a=rtpmap:13 CN/8000".into(),
                     "a=rtpmap:110 telephone-event/48000".into(),
                     "a=rtpmap:126 telephone-event/8000".into(),
-                    "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level".into(),
                 ]
             } else {
                 vec![l.to_string()]

@@ -203,6 +203,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(std::str::from_utf8(&resp_body).unwrap().starts_with("v=0"));
         // Hang up at once, so that offers keep being answered instead of hitting max_calls.
         ep.hub.hang_up(new_id).expect("the new call");
-        w.rt.block_on(tokio::time::sleep(Duration::from_millis(1)));
+        w.rt
+            .block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
     }
 });

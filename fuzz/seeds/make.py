@@ -9,7 +9,7 @@ import os
 import struct
 import sys
 
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus")
+root = os.environ.get("SEEDS_OUT") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus")
 
 
 def put(target, name, data):
