@@ -16,7 +16,13 @@ fn offer(config: PeerConfig) -> String {
 /// Swaps every line starting with `from` for `to` (several lines joined by \r\n), once.
 fn edit(sdp: &str, from: &str, to: &str) -> String {
     sdp.lines()
-        .map(|l| if l.starts_with(from) { to.to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with(from) {
+                to.to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\r\n")
         + "\r\n"
@@ -49,7 +55,9 @@ fn main() {
     );
     let chrome = chrome
         .lines()
-        .filter(|l| !l.starts_with("a=rtpmap") && !l.starts_with("a=fmtp") && !l.starts_with("a=rtcp-fb"))
+        .filter(|l| {
+            !l.starts_with("a=rtpmap") && !l.starts_with("a=fmtp") && !l.starts_with("a=rtcp-fb")
+        })
         .flat_map(|l| {
             if l.starts_with("a=rtcp-mux") {
                 vec![
@@ -78,11 +86,17 @@ fn main() {
     let firefox = chrome
         .replace(" 111 63 9 0 8 13 110 126", " 109 9 0 8 101")
         .replace("a=rtpmap:111 opus/48000/2", "a=rtpmap:109 opus/48000/2")
-        .replace("a=rtcp-fb:111 transport-cc", "a=fmtp:109 maxplaybackrate=48000;stereo=1;useinbandfec=1")
+        .replace(
+            "a=rtcp-fb:111 transport-cc",
+            "a=fmtp:109 maxplaybackrate=48000;stereo=1;useinbandfec=1",
+        )
         .replace("a=fmtp:111 minptime=10;useinbandfec=1\r\n", "")
         .replace("a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n", "")
         .replace("a=rtpmap:13 CN/8000\r\n", "")
-        .replace("a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000", "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15");
+        .replace(
+            "a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000",
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15",
+        );
     let video = format!(
         "{base}m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n"
     );
@@ -102,6 +116,10 @@ fn main() {
         std::fs::write(dir.join("sdp_offer").join(format!("seed-{name}")), sdp).unwrap();
         let mut body = vec![0x00u8]; // http_body: POST /whip, application/sdp
         body.extend_from_slice(sdp.as_bytes());
-        std::fs::write(dir.join("http_body").join(format!("seed-offer-{name}")), body).unwrap();
+        std::fs::write(
+            dir.join("http_body").join(format!("seed-offer-{name}")),
+            body,
+        )
+        .unwrap();
     }
 }

@@ -30,11 +30,21 @@ impl Read for Trickle<'_> {
 fn kind(e: &CaptureError) -> String {
     // Offsets may differ by where a read stopped; the kind of error may not.
     let s = format!("{e:?}");
-    s.split(['(', ' ', '{']).next().unwrap_or_default().to_string()
+    s.split(['(', ' ', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn key(d: &CapturedDigit) -> impl Ord + use<> {
-    (d.start, d.duration, d.event, d.stream.ssrc, d.stream.src, d.stream.dst)
+    (
+        d.start,
+        d.duration,
+        d.event,
+        d.stream.ssrc,
+        d.stream.src,
+        d.stream.dst,
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -84,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
         for p in &packets {
             assert!((96..=127).contains(&p.stream.payload_type));
         }
-        assert!(packets.windows(2).all(|w| (w[0].time, w[0].rtp.sequence) <= (w[1].time, w[1].rtp.sequence)));
+        assert!(
+            packets
+                .windows(2)
+                .all(|w| (w[0].time, w[0].rtp.sequence) <= (w[1].time, w[1].rtp.sequence))
+        );
     }
 
     // A payload type and clock rate given, as `touchtone pcap --pt --rate` does.

@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let written = set.to_string();
     assert!(
-        written.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-'),
+        written
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b',' || b == b'-'),
         "{written:?}"
     );
     let back = EventSet::parse_fmtp(&written).expect("Display output parses");
@@ -39,7 +41,13 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(from_ranges, set);
-    assert_eq!(set.iter().count(), set.ranges().iter().map(|(a, b)| usize::from(b - a) + 1).sum::<usize>());
+    assert_eq!(
+        set.iter().count(),
+        set.ranges()
+            .iter()
+            .map(|(a, b)| usize::from(b - a) + 1)
+            .sum::<usize>()
+    );
     if let Some(max) = set.contiguous_max() {
         assert_eq!(set, EventSet::range(0, max));
     }

@@ -22,9 +22,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::Runtime;
-use tower::ServiceExt;
 use touchtone_rtc::{Peer, PeerConfig};
 use touchtone_whip::{Hub, WhipConfig};
+use tower::ServiceExt;
 
 const TOKEN: &str = "s3cret";
 
@@ -97,11 +97,18 @@ async fn send(router: &Router, req: Request<Body>) -> (StatusCode, axum::http::H
 }
 
 fn check_error(status: StatusCode, body: &[u8]) {
-    let v: serde_json_lite::Value = serde_json_lite::parse(body)
-        .unwrap_or_else(|| panic!("{status}: not a JSON error: {:?}", String::from_utf8_lossy(body)));
+    let v: serde_json_lite::Value = serde_json_lite::parse(body).unwrap_or_else(|| {
+        panic!(
+            "{status}: not a JSON error: {:?}",
+            String::from_utf8_lossy(body)
+        )
+    });
     let message = v.message;
     for leak in ["PointerOffset", "0x7f", "Error {", "Some(", "src/"] {
-        assert!(!message.contains(leak), "{status}: {message:?} quotes internals");
+        assert!(
+            !message.contains(leak),
+            "{status}: {message:?} quotes internals"
+        );
     }
 }
 
@@ -153,7 +160,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let text = String::from_utf8_lossy(body);
     let req = match route {
-        0 => b.method("POST").uri("/whip").body(Body::from(body.to_vec())),
+        0 => b
+            .method("POST")
+            .uri("/whip")
+            .body(Body::from(body.to_vec())),
         1 => b
             .method("POST")
             .uri(format!("/whip/{id}/dtmf"))
@@ -186,24 +196,33 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (status, headers, resp_body) = w.rt.block_on(send(&ep.router, req));
-    assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{:?}", String::from_utf8_lossy(&resp_body));
+    assert_ne!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{:?}",
+        String::from_utf8_lossy(&resp_body)
+    );
     let allowed: &[u16] = match route {
         0 => &[201, 400, 401, 413, 415, 503],
         1 => &[200, 400, 401, 404, 409, 413],
         2 => &[200, 401, 404, 503],
         _ => &[200, 401, 404],
     };
-    assert!(allowed.contains(&status.as_u16()), "route {route}: {status}");
+    assert!(
+        allowed.contains(&status.as_u16()),
+        "route {route}: {status}"
+    );
     if status.is_client_error() || status.is_server_error() {
         check_error(status, &resp_body);
     }
     if status == StatusCode::CREATED {
         let location = headers[header::LOCATION].to_str().unwrap().to_string();
-        let new_id = location.strip_prefix("/whip/").expect("Location /whip/{id}");
+        let new_id = location
+            .strip_prefix("/whip/")
+            .expect("Location /whip/{id}");
         assert!(std::str::from_utf8(&resp_body).unwrap().starts_with("v=0"));
         // Hang up at once, so that offers keep being answered instead of hitting max_calls.
         ep.hub.hang_up(new_id).expect("the new call");
-        w.rt
-            .block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
+        w.rt.block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
     }
 });

@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let again = normalize(&n.sdp);
     assert_eq!(again.sdp, n.sdp, "normalize is not stable");
-    assert!(again.removed.is_empty(), "removed on the second pass: {:?}", again.removed);
+    assert!(
+        again.removed.is_empty(),
+        "removed on the second pass: {:?}",
+        again.removed
+    );
 
     let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let now = t0();
@@ -45,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(pt) = neg.tele_pt {
         let rate = neg.tele_clock_rate.expect("a rate with the payload type");
         assert!(rate == neg.codec.clock_rate() || rate == 8000, "{neg:?}");
-        assert!(!(64..=95).contains(&u8::from(*pt)), "{neg:?}");
+        assert!(!(64..=95).contains(&*pt), "{neg:?}");
         assert!(!neg.tele_events.is_empty(), "{neg:?}");
         assert!(EventSet::DTMF.is_superset(&neg.tele_events));
     }

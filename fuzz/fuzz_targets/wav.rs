@@ -24,7 +24,10 @@ impl Read for Trickle<'_> {
 
 fn kind(e: &WavError) -> String {
     let s = format!("{e:?}");
-    s.split(['(', ' ', '{']).next().unwrap_or_default().to_string()
+    s.split(['(', ' ', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -33,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(digits) = &whole {
         for d in digits {
             assert!("0123456789*#ABCD".contains(d.digit));
-            assert!(d.start_ms.is_finite() && d.start_ms >= 0.0 && d.end_ms >= d.start_ms, "{d:?}");
+            assert!(
+                d.start_ms.is_finite() && d.start_ms >= 0.0 && d.end_ms >= d.start_ms,
+                "{d:?}"
+            );
         }
     }
 
