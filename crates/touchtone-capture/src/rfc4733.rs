@@ -89,6 +89,10 @@ pub struct CapturedPacket {
 /// A stream's packets kept until it is known to be telephone-event and at what rate.
 const DECIDE_AFTER: usize = 64;
 
+/// Packets later than this after the capture's first (a century: damaged or forged timestamps, such as
+/// pcapng's 64-bit ones in seconds) are taken at this time, which the receiver's clock can still count.
+const LATEST: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 #[derive(Debug)]
 enum Verdict {
     Undecided(Vec<(Duration, RtpInfo, TelephoneEvent)>),
@@ -145,7 +149,7 @@ impl Scanner {
     /// Takes in one UDP datagram of the capture (in capture order).
     pub fn handle_datagram(&mut self, dg: &Datagram) {
         let first = *self.first.get_or_insert(dg.time);
-        let time = dg.time.saturating_sub(first);
+        let time = dg.time.saturating_sub(first).min(LATEST);
         let Ok((rtp, pt, payload)) = RtpInfo::parse(&dg.payload) else {
             return;
         };

@@ -215,7 +215,8 @@ impl Clocks {
             return rest == 0;
         }
         // Converted between clocks the step is exact only up to rounding and the sender's packet grid.
-        let slack = u64::from(self.duration / 50).max(1);
+        // 20 ms of the duration clock, at most half a segment (clocks over 3.3 MHz have shorter segments).
+        let slack = u64::from(self.duration / 50).clamp(1, MAX_SEGMENT / 2);
         units >= MAX_SEGMENT - slack && (rest <= slack || MAX_SEGMENT - rest <= slack)
     }
 }
