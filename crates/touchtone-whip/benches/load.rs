@@ -180,8 +180,16 @@ struct Dir {
     stray: AtomicU64,
     reordered: AtomicU64,
     dur_err: AtomicU64,
+    /// Of those: shorter than asked.
+    short: AtomicU64,
     /// Largest |duration - asked| seen, in microseconds.
     max_err_us: AtomicU64,
+    /// Key-ups ended by the receiver's end timeout or by the next event instead of an end packet
+    /// (known for server-to-client digits only).
+    ended_by_timeout: AtomicU64,
+    ended_by_next: AtomicU64,
+    /// The durations out of tolerance, rounded to the millisecond, with their counts.
+    bad: Mutex<HashMap<i64, u64>>,
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -193,6 +201,9 @@ struct DirSnap {
     stray: u64,
     reordered: u64,
     dur_err: u64,
+    short: u64,
+    ended_by_timeout: u64,
+    ended_by_next: u64,
     max_err_ms: f64,
 }
 
@@ -206,6 +217,9 @@ impl Dir {
             stray: self.stray.load(Relaxed),
             reordered: self.reordered.load(Relaxed),
             dur_err: self.dur_err.load(Relaxed),
+            short: self.short.load(Relaxed),
+            ended_by_timeout: self.ended_by_timeout.load(Relaxed),
+            ended_by_next: self.ended_by_next.load(Relaxed),
             max_err_ms: self.max_err_us.load(Relaxed) as f64 / 1000.0,
         }
     }
@@ -221,6 +235,9 @@ impl DirSnap {
             stray: self.stray - o.stray,
             reordered: self.reordered - o.reordered,
             dur_err: self.dur_err - o.dur_err,
+            short: self.short - o.short,
+            ended_by_timeout: self.ended_by_timeout - o.ended_by_timeout,
+            ended_by_next: self.ended_by_next - o.ended_by_next,
             max_err_ms: self.max_err_ms,
         }
     }
@@ -233,13 +250,17 @@ impl DirSnap {
             stray: self.stray + o.stray,
             reordered: self.reordered + o.reordered,
             dur_err: self.dur_err + o.dur_err,
+            short: self.short + o.short,
+            ended_by_timeout: self.ended_by_timeout + o.ended_by_timeout,
+            ended_by_next: self.ended_by_next + o.ended_by_next,
             max_err_ms: self.max_err_ms.max(o.max_err_ms),
         }
     }
     fn json(&self) -> Value {
         json!({"sent": self.sent, "received": self.received, "lost": self.lost, "dup": self.dup,
                "stray": self.stray, "reordered": self.reordered, "dur_err": self.dur_err,
-               "max_dur_err_ms": self.max_err_ms})
+               "dur_err_short": self.short, "ended_by_timeout": self.ended_by_timeout,
+               "ended_by_next_event": self.ended_by_next, "max_dur_err_ms": self.max_err_ms})
     }
 }
 
@@ -276,6 +297,19 @@ impl Stats {
     }
 }
 
+/// The out-of-tolerance durations as `{"ms": count}`, most frequent first (at most 20).
+fn bad_durations(d: &Dir) -> Value {
+    let mut v: Vec<(i64, u64)> = d
+        .bad
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Value::Array(v.iter().take(20).map(|(ms, n)| json!([ms, n])).collect())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -309,6 +343,26 @@ struct ProcSnap {
     rss_kib: u64,
     fds: u64,
     threads: u64,
+    /// Time its threads spent runnable but waiting for a CPU (`/proc/<pid>/task/*/schedstat`), seconds.
+    rq_wait_s: f64,
+}
+
+/// Runqueue wait of every live thread of `pid`, in seconds.
+fn rq_wait(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return f64::NAN;
+    };
+    let mut ns = 0u64;
+    for t in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
 }
 
 fn proc_snap(pid: u32) -> Option<ProcSnap> {
@@ -332,7 +386,31 @@ fn proc_snap(pid: u32) -> Option<ProcSnap> {
         rss_kib,
         fds,
         threads,
+        rq_wait_s: rq_wait(pid),
     })
+}
+
+/// How often a thread of this process that sleeps 10 ms at a time woke more than 100 ms late, and
+/// the longest such gap in microseconds: the host taking the CPU away.
+static STALLS: AtomicU64 = AtomicU64::new(0);
+static MAX_STALL_US: AtomicU64 = AtomicU64::new(0);
+
+fn start_stall_probe() {
+    std::thread::spawn(|| {
+        let mut last = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = Instant::now();
+            let late = now
+                .duration_since(last)
+                .saturating_sub(Duration::from_millis(10));
+            if late > Duration::from_millis(100) {
+                STALLS.fetch_add(1, Relaxed);
+            }
+            MAX_STALL_US.fetch_max(late.as_micros() as u64, Relaxed);
+            last = now;
+        }
+    });
 }
 
 fn loadavg() -> String {
@@ -746,6 +824,14 @@ impl Tally {
         let err = (dur_ms - asked).abs();
         if err.is_nan() || err > tol {
             d.dur_err.fetch_add(1, Relaxed);
+            if dur_ms < asked {
+                d.short.fetch_add(1, Relaxed);
+            }
+            *d.bad
+                .lock()
+                .unwrap()
+                .entry(dur_ms.round() as i64)
+                .or_default() += 1;
         }
         if err.is_finite() {
             d.max_err_us.fetch_max((err * 1000.0) as u64, Relaxed);
@@ -798,6 +884,15 @@ impl Live {
                 ev = self.handle.next_event(), if !self.client_closed => match ev {
                     Some(PeerEvent::KeyUp(d)) => {
                         let ms = d.duration.as_secs_f64() * 1000.0;
+                        match d.end_cause {
+                            Some(touchtone::EndCause::Timeout) => {
+                                ctx.stats.s2c.ended_by_timeout.fetch_add(1, Relaxed);
+                            }
+                            Some(touchtone::EndCause::NewEvent) => {
+                                ctx.stats.s2c.ended_by_next.fetch_add(1, Relaxed);
+                            }
+                            _ => {}
+                        }
                         self.s2c.digit(d.tone.unwrap_or('?'), ms, asked, o.tolerance_ms, &ctx.stats.s2c);
                     }
                     Some(PeerEvent::Closed) | None => self.client_closed = true,
@@ -1336,6 +1431,7 @@ struct Sample {
 struct Sampler {
     last_t: Instant,
     last_cpu: Option<f64>,
+    last_rq: (f64, f64),
     last_c2s: DirSnap,
     last_s2c: DirSnap,
     last_started: u64,
@@ -1347,6 +1443,10 @@ impl Sampler {
         Sampler {
             last_t: now,
             last_cpu: srv.snap().map(|s| s.cpu_s),
+            last_rq: (
+                srv.snap().map_or(f64::NAN, |s| s.rq_wait_s),
+                rq_wait(std::process::id()),
+            ),
             last_c2s: DirSnap::default(),
             last_s2c: DirSnap::default(),
             last_started: 0,
@@ -1364,6 +1464,17 @@ impl Sampler {
             _ => f64::NAN,
         };
         let calls = calls_active(ctx.http).await.unwrap_or(0);
+        let rq = (
+            p.map_or(f64::NAN, |p| p.rq_wait_s),
+            rq_wait(std::process::id()),
+        );
+        let rq_ms_per_s = (
+            (rq.0 - self.last_rq.0) / dt * 1000.0,
+            (rq.1 - self.last_rq.1) / dt * 1000.0,
+        );
+        self.last_rq = rq;
+        let stalls = STALLS.swap(0, Relaxed);
+        let max_stall_ms = MAX_STALL_US.swap(0, Relaxed) as f64 / 1000.0;
         let st = &ctx.stats;
         let c2s = st.c2s.snap();
         let s2c = st.s2c.snap();
@@ -1376,7 +1487,7 @@ impl Sampler {
         let rss = p.map_or(0, |p| p.rss_kib);
         let fds = p.map_or(0, |p| p.fds);
         out.text(&format!(
-            "t={t:>6.0}s server rss={:>6.1} MiB fds={fds:>5} calls={calls:>4} cpu={cpu_pct:>5.1}% | new calls {:>4} setup p50 {:>6.1} p99 {:>6.1} ms | digits sent {:>6} recv {:>6} lost {} dup {} stray {} dur_err {} | failed {} timeouts ok {} late {} never {} | load {}",
+            "t={t:>6.0}s server rss={:>6.1} MiB fds={fds:>5} calls={calls:>4} cpu={cpu_pct:>5.1}% | new calls {:>4} setup p50 {:>6.1} p99 {:>6.1} ms | digits sent {:>6} recv {:>6} lost {} dup {} stray {} dur_err {} | failed {} timeouts ok {} late {} never {} | runq wait server {:.0} client {:.0} ms/s, stalls>100ms {stalls} max {max_stall_ms:.0} ms | load {}",
             rss as f64 / 1024.0,
             started - self.last_started,
             percentile(&setups, 0.5),
@@ -1391,6 +1502,8 @@ impl Sampler {
             st.timeout_ok.load(Relaxed),
             st.timeout_late.load(Relaxed),
             st.timeout_never.load(Relaxed),
+            rq_ms_per_s.0,
+            rq_ms_per_s.1,
             loadavg(),
         ));
         out.json(&json!({
@@ -1401,6 +1514,8 @@ impl Sampler {
             "failed_total": st.failed.load(Relaxed),
             "timeouts": {"ok": st.timeout_ok.load(Relaxed), "late": st.timeout_late.load(Relaxed),
                          "never": st.timeout_never.load(Relaxed)},
+            "runqueue_wait_ms_per_s": {"server": r1(rq_ms_per_s.0), "client": r1(rq_ms_per_s.1)},
+            "client_stalls_over_100ms": stalls, "client_max_stall_ms": r1(max_stall_ms),
             "loadavg": loadavg(),
         }));
         self.samples.push(Sample {
@@ -1426,6 +1541,7 @@ fn main() {
         eprintln!("load benchmark: no arguments given; usage:\n{USAGE}");
         return;
     }
+    start_stall_probe();
     let opts = match parse_args(&args) {
         Ok(o) => o,
         Err(e) => {
@@ -1699,7 +1815,8 @@ async fn run(opts: Opts, srv: &Server) -> Value {
     );
     summary.insert(
         "digits".into(),
-        json!({"c2s": c2s.json(), "s2c": s2c.json(), "total": both.json()}),
+        json!({"c2s": c2s.json(), "s2c": s2c.json(), "total": both.json(),
+               "bad_durations_c2s": bad_durations(&st.c2s), "bad_durations_s2c": bad_durations(&st.s2c)}),
     );
     summary.insert(
         "server".into(),
