@@ -25,101 +25,15 @@ use crate::event::{
 use crate::negotiation::{self, OfferedEvents};
 use crate::record::{RtpRecord, rtp_header};
 
-/// An in-band detection this soon after a telephone-event key-up of the same key is the same press.
-const DEDUP_WINDOW: Duration = Duration::from_millis(300);
+mod audio;
+mod config;
+mod digits;
+mod negotiate;
+
+pub use config::{DurationClock, Negotiated, PeerConfig, Transmit, generate_certificate};
 
 /// Audio frame length: one packet every 20 ms.
 pub const FRAME: Duration = Duration::from_millis(20);
-
-/// What a peer offers and accepts.
-#[derive(Debug, Clone)]
-pub struct PeerConfig {
-    /// Audio codecs in order of preference.
-    pub codecs: Vec<AudioCodec>,
-    /// Whether telephone-event is offered / accepted at all.
-    pub telephone_event: bool,
-    /// The telephone-event clock rates our offers carry; empty: one per codec clock rate (48000 with
-    /// Opus, 8000 with PCMU/PCMA). Answers follow the offer whatever this says.
-    pub telephone_event_rates: Vec<u32>,
-    /// How durations are sent when the telephone-event clock is not the audio codec's (Opus with
-    /// telephone-event/8000).
-    pub mixed_clock_durations: DurationClock,
-    /// Direction of the audio m-line.
-    pub direction: Direction,
-    /// Send DTMF as audio tones (in the G.711 or Opus stream) instead of telephone-event packets.
-    pub inband_send: bool,
-    /// Run the in-band detector on received audio (G.711 at 8 kHz, Opus decoded at 48 kHz).
-    pub inband_detect: bool,
-    /// Audio to send, looped: 8 kHz mono 16-bit PCM (upsampled to 48 kHz and encoded on Opus calls).
-    pub audio: Option<Arc<[i16]>>,
-    /// The DTLS certificate; `None` makes one for this peer. A server shares one across its calls
-    /// ([`generate_certificate`]), which saves making a key per call.
-    pub dtls_cert: Option<DtlsCert>,
-}
-
-/// A new self-signed DTLS certificate for [`PeerConfig::dtls_cert`].
-pub fn generate_certificate() -> Option<DtlsCert> {
-    str0m::crypto::from_feature_flags()
-        .dtls_provider
-        .generate_certificate()
-}
-
-impl Default for PeerConfig {
-    fn default() -> Self {
-        PeerConfig {
-            codecs: vec![AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma],
-            telephone_event: true,
-            telephone_event_rates: Vec::new(),
-            mixed_clock_durations: DurationClock::default(),
-            direction: Direction::SendRecv,
-            inband_send: false,
-            inband_detect: false,
-            audio: None,
-            dtls_cert: None,
-        }
-    }
-}
-
-/// The clock of the duration field when telephone-event runs on another clock than the audio codec.
-///
-/// Timestamps always follow the audio stream's clock (one SSRC, one timeline). Receiving always reads
-/// durations in the telephone-event clock, which gives the asked length for every sender seen: RFC 4733
-/// senders and libwebrtc (Chrome, Firefox), whose events at 8000 next to Opus carry 48 kHz ticks but end
-/// after a sixth of the asked length. See `docs/interop.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DurationClock {
-    /// Send durations in the audio codec's clock: what libwebrtc receivers (Chrome, Firefox) play out, so a
-    /// browser hears each tone for as long as asked.
-    #[default]
-    Audio,
-    /// Send durations in the telephone-event clock, as RFC 4733 reads the SDP (gateways that follow the
-    /// rtpmap); browsers then play tones a sixth as long with Opus.
-    Event,
-}
-
-/// What negotiation settled on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Negotiated {
-    /// The audio codec both sides speak.
-    pub codec: AudioCodec,
-    /// Its payload type.
-    pub audio_pt: Pt,
-    /// The telephone-event payload type (at the codec's clock rate when offered), if one was agreed.
-    pub tele_pt: Option<Pt>,
-    /// The clock rate of that telephone-event.
-    pub tele_clock_rate: Option<u32>,
-    /// The events both sides support on it.
-    pub tele_events: EventSet,
-}
-
-/// A UDP datagram the peer wants sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to send it.
-    pub destination: SocketAddr,
-    /// Its bytes.
-    pub contents: Vec<u8>,
-}
 
 /// One WebRTC call: SDP in and out, UDP datagrams in and out, DTMF both ways.
 pub struct Peer {
@@ -247,26 +161,6 @@ impl Peer {
         &self.ice.ufrag
     }
 
-    fn build_rtc(
-        &self,
-        now: Instant,
-        codecs: &[AudioCodec],
-        rates: &[u32],
-    ) -> Result<Rtc, RtcError> {
-        let mut config = Rtc::builder()
-            .set_rtp_mode(true)
-            .set_local_ice_credentials(self.ice.clone());
-        if let Some(cert) = &self.config.dtls_cert {
-            config = config.set_dtls_cert(cert.clone());
-        }
-        configure(config.codec_config(), codecs, rates);
-        let mut rtc = config.build(now);
-        for addr in std::iter::once(self.local).chain(self.extra_locals.iter().copied()) {
-            rtc.add_local_candidate(Candidate::host(addr, "udp")?);
-        }
-        Ok(rtc)
-    }
-
     /// The local address a datagram from `source` arrived at: ours of the same IP family.
     fn local_for(&self, source: SocketAddr) -> SocketAddr {
         std::iter::once(self.local)
@@ -285,84 +179,6 @@ impl Peer {
     /// The local UDP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
-    }
-
-    /// Creates an SDP offer with one audio m-line (non-trickle: candidates included).
-    pub fn create_offer(&mut self) -> Result<String, RtcError> {
-        if self.rtc.is_none() {
-            let rates = offer_rates(&self.config);
-            self.rtc = Some(self.build_rtc(self.now, &self.config.codecs.clone(), &rates)?);
-        }
-        let direction = self.config.direction;
-        let mut change = self.rtc()?.sdp_api();
-        let mid = change.add_media(MediaKind::Audio, direction, None, None, None);
-        let (offer, pending) = change.apply().ok_or(NegotiationError::NothingToOffer)?;
-        self.mid = Some(mid);
-        self.pending = Some(pending);
-        self.drain()?;
-        self.events
-            .push_back(PeerEvent::Signaling(SignalingState::HaveLocalOffer));
-        Ok(offer.to_sdp_string())
-    }
-
-    /// Applies the remote answer to our offer.
-    pub fn accept_answer(&mut self, now: Instant, sdp: &str) -> Result<(), RtcError> {
-        let pending = self
-            .pending
-            .take()
-            .ok_or(NegotiationError::NoPendingOffer)?;
-        let normalized = negotiation::normalize(sdp);
-        let answer = SdpAnswer::from_sdp_string(&normalized.sdp)?;
-        self.remote_events = normalized.events;
-        self.rtc()?.sdp_api().accept_answer(pending, answer)?;
-        self.events
-            .push_back(PeerEvent::Signaling(SignalingState::Stable));
-        self.after_negotiation(now)
-    }
-
-    /// Answers a remote offer with the offer's first codec we speak and one telephone-event: at the
-    /// codec's clock rate when offered, else at 8000, else the first offered (see [`negotiation`]).
-    pub fn accept_offer(&mut self, now: Instant, sdp: &str) -> Result<String, RtcError> {
-        let normalized = negotiation::normalize(sdp);
-        for pt in &normalized.removed {
-            tracing::debug!("telephone-event {pt} declined: its event list has no DTMF event");
-        }
-        let offer = SdpOffer::from_sdp_string(&normalized.sdp)?;
-        let audio = offer
-            .media_lines
-            .iter()
-            .find(|m| m.typ.to_string() == "audio" && !m.disabled)
-            .ok_or(NegotiationError::NoAudio)?;
-        self.mid = Some(audio.mid());
-        // Answer with the offer's first codec we speak, and telephone-event at its clock rate only.
-        let params = audio.rtp_params();
-        let chosen = audio.pts.iter().find_map(|pt| {
-            let p = params.iter().find(|p| p.pt() == *pt)?;
-            AudioCodec::from_str0m(p.spec().codec).filter(|c| self.config.codecs.contains(c))
-        });
-        let Some(chosen) = chosen else {
-            return Err(NegotiationError::NoCommonCodec.into());
-        };
-        let te = negotiation::choose(&normalized.events, chosen.clock_rate())
-            .filter(|_| self.config.telephone_event);
-        let rates: Vec<u32> = te.iter().map(|t| t.clock_rate).collect();
-        self.rtc = Some(self.build_rtc(now, &[chosen], &rates)?);
-        self.remote_events = normalized.events;
-        self.events
-            .push_back(PeerEvent::Signaling(SignalingState::HaveRemoteOffer));
-        let answer = self.rtc()?.sdp_api().accept_offer(offer)?;
-        self.events
-            .push_back(PeerEvent::Signaling(SignalingState::Stable));
-        self.after_negotiation(now)?;
-        Ok(negotiation::restore_event_lists(
-            &answer.to_sdp_string(),
-            &self.remote_events,
-        ))
-    }
-
-    /// What negotiation settled on, once it has.
-    pub fn negotiated(&self) -> Option<Negotiated> {
-        self.negotiated
     }
 
     /// The W3C DTMF sender of the audio sender.
@@ -528,25 +344,6 @@ impl Peer {
         Ok(())
     }
 
-    /// The next 20 ms of G.711 audio to send: in-band tones while they play, else the configured audio;
-    /// `None` means silence.
-    fn next_pcm_frame(&mut self, codec: AudioCodec) -> Option<[i16; 160]> {
-        if codec.clock_rate() != 8000 {
-            return None;
-        }
-        let mut pcm = [0i16; 160];
-        if let Some(g) = self.generator.as_mut().filter(|g| !g.is_empty()) {
-            g.fill(&mut pcm);
-            return Some(pcm);
-        }
-        let audio = self.config.audio.as_deref().filter(|a| !a.is_empty())?;
-        for s in pcm.iter_mut() {
-            *s = audio[self.audio_pos % audio.len()];
-            self.audio_pos = (self.audio_pos + 1) % audio.len();
-        }
-        Some(pcm)
-    }
-
     /// Runs only the local sender's due playout tasks, queueing their `tonechange` events; cheap, so a
     /// driver can deliver tone changes before the rest of [`handle_timeout`](Self::handle_timeout).
     pub fn run_playout(&mut self, now: Instant) {
@@ -654,139 +451,6 @@ impl Peer {
         self.events
             .push_back(PeerEvent::Connection(ConnectionState::Closed));
         self.events.push_back(PeerEvent::Closed);
-    }
-
-    fn media_time(&self, t: Instant) -> u32 {
-        let rate = self.sender.timestamp_rate();
-        let origin = self.audio_origin.unwrap_or(t);
-        let units =
-            t.saturating_duration_since(origin).as_nanos() * u128::from(rate) / 1_000_000_000;
-        units as u32
-    }
-
-    fn write_rtp(
-        &mut self,
-        pt: Pt,
-        ts: u32,
-        wallclock: Instant,
-        marker: bool,
-        payload: &[u8],
-    ) -> Result<(), RtcError> {
-        let Some(mid) = self.mid else {
-            return Ok(());
-        };
-        let seq = self.seq;
-        let Some(rtc) = self.rtc.as_mut() else {
-            return Ok(());
-        };
-        let mut api = rtc.direct_api();
-        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
-            return Ok(());
-        };
-        if self.record {
-            let mut packet = rtp_header(*pt, marker, seq as u16, ts, *stream.ssrc()).to_vec();
-            packet.extend_from_slice(payload);
-            self.records.push_back(RtpRecord {
-                at: wallclock,
-                source: self.local,
-                destination: self.remote.unwrap_or(self.local),
-                packet,
-            });
-        }
-        stream.write_rtp(
-            RtpWrite::new(pt, seq.into(), ts, wallclock, payload.to_vec()).marker(marker),
-        );
-        self.seq += 1;
-        self.packets_out += 1;
-        self.drain()
-    }
-
-    fn after_negotiation(&mut self, now: Instant) -> Result<(), RtcError> {
-        self.now = now;
-        self.drain()?;
-        let Some(rtc) = self.rtc.as_mut() else {
-            return Err(NegotiationError::NoPendingOffer.into());
-        };
-        let Some(media) = self.mid.and_then(|m| rtc.media(m)) else {
-            return Err(NegotiationError::NoAudio.into());
-        };
-        let direction = media.direction();
-        let params: Vec<_> = rtc.codec_config().params().to_vec();
-        let remote = media.remote_pts().to_vec();
-        let spec_of = |pt: &Pt| params.iter().find(|p| p.pt() == *pt).map(|p| p.spec());
-        let chosen = remote.iter().find_map(|pt| {
-            let spec = spec_of(pt)?;
-            AudioCodec::from_str0m(spec.codec).map(|c| (c, *pt))
-        });
-        let Some((codec, audio_pt)) = chosen else {
-            return Err(NegotiationError::NoCommonCodec.into());
-        };
-        let teles: Vec<OfferedEvents> = remote
-            .iter()
-            .filter_map(|pt| {
-                let spec = spec_of(pt).filter(|s| s.codec == Codec::Tele)?;
-                let known = self.remote_events.iter().find(|e| e.pt == **pt);
-                Some(OfferedEvents {
-                    pt: **pt,
-                    clock_rate: spec.clock_rate.get(),
-                    remote: known.map_or(EventSet::DTMF, |e| e.remote),
-                    common: known.map_or(EventSet::DTMF, |e| e.common),
-                })
-            })
-            .collect();
-        let tele =
-            negotiation::choose(&teles, codec.clock_rate()).filter(|_| self.config.telephone_event);
-        let negotiated = Negotiated {
-            codec,
-            audio_pt,
-            tele_pt: tele.map(|t| Pt::from(t.pt)),
-            tele_clock_rate: tele.map(|t| t.clock_rate),
-            tele_events: tele.map_or(EventSet::EMPTY, |t| t.common),
-        };
-        self.negotiated = Some(negotiated);
-        self.events.push_back(PeerEvent::Negotiated(negotiated));
-        let rate = codec.clock_rate();
-        // Timestamps follow the audio clock; durations the telephone-event clock unless configured.
-        let duration_rate = match (
-            tele.map(|t| t.clock_rate),
-            self.config.mixed_clock_durations,
-        ) {
-            (Some(te), DurationClock::Event) => te,
-            _ => rate,
-        };
-        self.sender = DtmfSender::new(duration_rate);
-        self.sender.set_timestamp_rate(rate);
-        self.receivers.clear();
-        self.audio_origin = Some(now);
-        self.sender.set_timestamp_origin(now, 0);
-        self.sends_audio = matches!(direction, Direction::SendRecv | Direction::SendOnly);
-        self.generator = self
-            .config
-            .inband_send
-            .then(|| ToneGenerator::new(rate).ok())
-            .flatten();
-        self.detector = self.config.inband_detect.then(|| Detector::new(rate));
-        let opus = codec == AudioCodec::Opus;
-        let sends = self.config.inband_send || self.config.audio.is_some();
-        self.opus_tx = (opus && sends).then(OpusSender::new).transpose()?;
-        self.opus_rx = (opus && self.config.inband_detect)
-            .then(OpusReceiver::new)
-            .transpose()?;
-        self.update_can_send(now);
-        Ok(())
-    }
-
-    fn update_can_send(&mut self, now: Instant) {
-        let can = self.connected
-            && !self.closed
-            && self.sends_audio
-            && (self.generator.is_some() || self.negotiated.is_some_and(|n| n.tele_pt.is_some()));
-        if can != self.sender.can_insert_dtmf() {
-            self.sender.set_can_send(can);
-        }
-        if self.connected && self.sends_audio && self.next_frame.is_none() {
-            self.next_frame = Some(now);
-        }
     }
 
     /// Drains str0m's output until its next timeout, as str0m requires after every mutation.
@@ -917,81 +581,6 @@ impl Peer {
             }
             other => tracing::trace!("str0m event: {other:?}"),
         }
-    }
-
-    fn collect_digits(&mut self) {
-        for i in 0..self.receivers.len() {
-            while let Some(d) = self.receivers[i].poll_event() {
-                let released = d.is_end().then_some(d.at());
-                self.rfc_recent = Some((d.tone(), released));
-                self.events.push_back(digit_event(&d, DigitSource::Rfc4733));
-            }
-        }
-    }
-
-    /// Reports in-band detections, except those of a key telephone-event already reported.
-    fn collect_inband(&mut self, ssrc: u32) {
-        let Some(det) = self.detector.as_mut() else {
-            return;
-        };
-        while let Some(d) = det.poll_event() {
-            if !d.end {
-                self.inband_suppressed = match self.rfc_recent {
-                    Some((tone, None)) => tone == Some(d.digit),
-                    Some((tone, Some(up))) => {
-                        tone == Some(d.digit)
-                            && self.now.saturating_duration_since(up) < DEDUP_WINDOW
-                    }
-                    None => false,
-                };
-            }
-            if self.inband_suppressed {
-                continue;
-            }
-            let info = DigitInfo {
-                event: touchtone::tone::event_code(d.digit).unwrap_or(0),
-                tone: Some(d.digit),
-                duration: Duration::from_secs_f64(d.duration_ms().max(0.0) / 1000.0),
-                at: self.now,
-                ssrc: Some(ssrc),
-                source: DigitSource::Inband,
-                end_cause: None,
-            };
-            self.events.push_back(if d.end {
-                PeerEvent::KeyUp(info)
-            } else {
-                PeerEvent::KeyDown(info)
-            });
-        }
-    }
-}
-
-/// The telephone-event rates our offers carry.
-fn offer_rates(config: &PeerConfig) -> Vec<u32> {
-    match (
-        config.telephone_event,
-        config.telephone_event_rates.is_empty(),
-    ) {
-        (false, _) => Vec::new(),
-        (true, true) => telephone_event_rates(&config.codecs),
-        (true, false) => config.telephone_event_rates.clone(),
-    }
-}
-
-fn digit_event(d: &DigitEvent, source: DigitSource) -> PeerEvent {
-    let info = DigitInfo {
-        event: d.event(),
-        tone: d.tone(),
-        duration: d.duration(),
-        at: d.at(),
-        ssrc: Some(d.ssrc()),
-        source,
-        end_cause: d.end_cause(),
-    };
-    if d.is_end() {
-        PeerEvent::KeyUp(info)
-    } else {
-        PeerEvent::KeyDown(info)
     }
 }
 
