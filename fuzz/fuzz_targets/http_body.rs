@@ -182,8 +182,10 @@ fuzz_target!(|data: &[u8]| {
             b.uri(uri).body(Body::empty())
         }
         _ => {
-            // Any id but the live call's (which the DTMF requests need).
-            if text == ep.call {
+            // Any id but the live call's (which the DTMF requests need). A path outside the API (an empty
+            // id, more segments, a query or fragment) is not the endpoint's: the router has no fallback
+            // of its own, as the application it is merged into owns that, so axum answers a plain 404.
+            if text == ep.call || text.is_empty() || text.contains(['/', '?', '#']) {
                 return;
             }
             let Ok(uri) = format!("/whip/{text}").parse::<axum::http::Uri>() else {
