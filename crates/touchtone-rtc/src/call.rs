@@ -79,16 +79,25 @@ impl Transport {
         }
     }
 
-    async fn send_to(&self, data: &[u8], dst: SocketAddr) -> std::io::Result<usize> {
-        let socket = match self {
+    fn socket(&self) -> &UdpSocket {
+        match self {
             Transport::Own(s) => s,
             Transport::Shared { socket, .. } => socket,
+        }
+    }
+
+    /// Sends from the socket bound at `local` (asked once per call, not per datagram).
+    async fn send_to(
+        &self,
+        local: Option<SocketAddr>,
+        data: &[u8],
+        dst: SocketAddr,
+    ) -> std::io::Result<usize> {
+        let dst = match local {
+            Some(local) => for_socket(local, dst),
+            None => dst,
         };
-        let dst = match socket.local_addr() {
-            Ok(local) => for_socket(local, dst),
-            Err(_) => dst,
-        };
-        socket.send_to(data, dst).await
+        self.socket().send_to(data, dst).await
     }
 }
 
@@ -396,6 +405,7 @@ async fn run(
     } = call;
     let mut buf = vec![0u8; 2048];
     let mut commands_open = true;
+    let socket_local = transport.socket().local_addr().ok();
     loop {
         // Events first: the application hears of a tone change before the datagrams go out.
         while let Some(ev) = peer.poll_event() {
@@ -415,7 +425,7 @@ async fn run(
             contents: data,
         }) = peer.poll_transmit()
         {
-            match transport.send_to(&data, dst).await {
+            match transport.send_to(socket_local, &data, dst).await {
                 Ok(_) => {
                     stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
                 }

@@ -776,6 +776,9 @@ struct Ctx {
     junk: UdpSocket,
     /// Calls whose task is running.
     live: AtomicU64,
+    /// The clients' DTLS certificate: each client stands in for a browser, which made its key long
+    /// before the call, so the benchmark does not spend its CPU making one per call.
+    cert: Option<touchtone_rtc::DtlsCert>,
 }
 
 const KEYS: &[u8; 16] = b"0123456789*#ABCD";
@@ -924,7 +927,11 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
     let o = &ctx.opts;
     let st = &ctx.stats;
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut call = match Call::bind(lo, PeerConfig::default()).await {
+    let config = PeerConfig {
+        dtls_cert: ctx.cert.clone(),
+        ..PeerConfig::default()
+    };
+    let mut call = match Call::bind(lo, config).await {
         Ok(c) => c,
         Err(e) => return st.fail(format!("client bind: {e}")),
     };
@@ -1574,6 +1581,7 @@ fn main() {
 async fn run(opts: Opts, srv: &Server) -> Value {
     let out = Out { json: opts.json };
     let junk = UdpSocket::bind("127.0.0.1:0").await.expect("junk socket");
+    let cert = touchtone_rtc::generate_certificate();
     let ctx = Arc::new(Ctx {
         opts: opts.clone(),
         stats: Stats::default(),
@@ -1581,6 +1589,7 @@ async fn run(opts: Opts, srv: &Server) -> Value {
         stop: AtomicBool::new(false),
         junk,
         live: AtomicU64::new(0),
+        cert: cert.clone(),
     });
     let o = &ctx.opts;
     out.text(&format!(
@@ -1603,6 +1612,7 @@ async fn run(opts: Opts, srv: &Server) -> Value {
             stop: AtomicBool::new(false),
             junk: UdpSocket::bind("127.0.0.1:0").await.expect("junk socket"),
             live: AtomicU64::new(0),
+            cert,
         });
         run_call(
             warm.clone(),
@@ -1770,7 +1780,8 @@ async fn run(opts: Opts, srv: &Server) -> Value {
     while calls_active(ctx.http).await.unwrap_or(0) > 0 && Instant::now() < settle {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // `touchtone serve` gives freed heap back every 10 s once calls have ended.
+    tokio::time::sleep(Duration::from_secs(12)).await;
     sampler.sample(&ctx, srv, t0, &out).await;
     let after = srv.snap();
     let me1 = proc_snap(std::process::id());

@@ -1,6 +1,10 @@
 //! Offer and answer: building str0m with the codecs and telephone-event chosen, and what was settled.
 
 use super::*;
+use str0m::rtp::Extension;
+
+/// The header extension id of the MID, as browsers number it.
+const MID_EXTENSION_ID: u8 = 4;
 
 impl Peer {
     pub(super) fn build_rtc(
@@ -9,8 +13,12 @@ impl Peer {
         codecs: &[AudioCodec],
         rates: &[u32],
     ) -> Result<Rtc, RtcError> {
+        // Header extensions: only the MID. A DTMF endpoint estimates no bandwidth, so transport-cc
+        // (a feedback packet every 100 ms per call), abs-send-time and the rest only cost packets.
         let mut config = Rtc::builder()
             .set_rtp_mode(true)
+            .clear_extension_map()
+            .set_extension(MID_EXTENSION_ID, Extension::RtpMid)
             .set_local_ice_credentials(self.ice.clone());
         if let Some(cert) = &self.config.dtls_cert {
             config = config.set_dtls_cert(cert.clone());
