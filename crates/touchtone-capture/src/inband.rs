@@ -262,13 +262,7 @@ mod tests {
     }
 
     fn digits_8k(pcm: &[i16]) -> String {
-        let mut det = Detector::new(8000);
-        det.process_i16(pcm);
-        det.flush();
-        std::iter::from_fn(|| det.poll_event())
-            .filter(|d| d.end)
-            .map(|d| d.digit)
-            .collect()
+        Detector::new(8000).digits_in_i16(pcm)
     }
 
     /// 7303 Hz and 6791 Hz at 48 kHz fold onto 697 Hz and 1209 Hz ("1") when taken every sixth sample, as
