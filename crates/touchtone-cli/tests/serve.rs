@@ -2,12 +2,15 @@
 //! settings from the environment, and draining on SIGTERM. The endpoint's rules are tested in-process
 //! in `crates/touchtone-whip/tests`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use touchtone_rtc::{Call, ConnectionState, Peer, PeerConfig, PeerEvent};
+use common::{block_on, call_server};
+use touchtone_rtc::{ConnectionState, Peer, PeerConfig, PeerEvent};
 use touchtone_testkit::http::{self, event_data};
 use touchtone_testkit::nats::NatsServer;
 use touchtone_testkit::serve::ServeProcess as Server;
@@ -145,25 +148,8 @@ fn whip_answers_with_opus_and_telephone_event_48000_only() {
 fn the_server_dials_a_client_which_hears_every_digit() {
     let srv = serve(&["--yield-window-ms", "0"]);
     let addr = srv.addr.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let loopback = "127.0.0.1".parse().unwrap();
-        let mut call = Call::bind(loopback, PeerConfig::default()).await.unwrap();
-        let offer = call.peer.create_offer().unwrap();
-        let (status, head, answer) = http(
-            &addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            offer.as_bytes(),
-        );
-        assert_eq!(status, 201, "{head}\n{answer}");
-        let location = location(&head);
-        call.peer.accept_answer(Instant::now(), &answer).unwrap();
-        let mut client = call.spawn();
+    block_on(async move {
+        let (mut client, _, location) = call_server(&addr, PeerConfig::default()).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut connected = false;
         let mut digits = Vec::new();
@@ -209,24 +195,14 @@ fn the_server_dials_a_client_which_hears_every_digit() {
 fn serve_detects_inband_tones_in_opus_calls() {
     let srv = serve(&["--inband-detect"]);
     let addr = srv.addr.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let loopback = "127.0.0.1".parse().unwrap();
+    block_on(async move {
         let config = PeerConfig {
             codecs: vec![touchtone_rtc::AudioCodec::Opus],
             inband_send: true,
             ..PeerConfig::default()
         };
-        let mut call = Call::bind(loopback, config).await.unwrap();
-        let offer = call.peer.create_offer().unwrap();
-        let (status, head, answer) = post_sdp(&addr, &offer);
-        assert_eq!(status, 201, "{head}\n{answer}");
-        let events_path = format!("{}/events", location(&head));
-        call.peer.accept_answer(Instant::now(), &answer).unwrap();
-        let mut client = call.spawn();
+        let (mut client, _, location) = call_server(&addr, config).await;
+        let events_path = format!("{location}/events");
         // Read the server's event stream on a thread until three digits came.
         let reader = std::thread::spawn(move || {
             let mut lines = Vec::new();
@@ -375,23 +351,12 @@ fn public_addresses_are_announced_and_reached() {
     // Bound to every address, announced as 127.0.0.1: a client reaches it and dials.
     let srv = serve(&["--udp-listen", "0.0.0.0:0", "--public-ip", "127.0.0.1"]);
     let addr = srv.addr.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let mut call = Call::bind("127.0.0.1".parse().unwrap(), PeerConfig::default())
-            .await
-            .unwrap();
-        let offer = call.peer.create_offer().unwrap();
-        let (status, head, answer) = post_sdp(&addr, &offer);
-        assert_eq!(status, 201, "{head}");
+    block_on(async move {
+        let (mut client, answer, _) = call_server(&addr, PeerConfig::default()).await;
         assert!(
             candidate_addr(&answer).starts_with("127.0.0.1:"),
             "{answer}"
         );
-        call.peer.accept_answer(Instant::now(), &answer).unwrap();
-        let mut client = call.spawn();
         tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(ev) = client.next_event().await {
                 if ev == PeerEvent::Connection(ConnectionState::Connected) {

@@ -1,12 +1,15 @@
 //! `touchtone serve` paused (SIGSTOP) and resumed mid-tone, and run on a CPU it shares with a busy loop:
 //! no digit is lost or shortened when its packets arrived.
 
+mod common;
+
 use std::process::{Child, Command};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use touchtone_rtc::{Call, PeerConfig, PeerEvent};
-use touchtone_testkit::http::{self, event_data};
+use common::{block_on, call_server};
+use touchtone_rtc::{PeerConfig, PeerEvent};
+use touchtone_testkit::http::event_data;
 use touchtone_testkit::serve::{ServeProcess as Server, send_signal as signal};
 
 fn serve(wrapper: &[&str]) -> Server {
@@ -27,20 +30,6 @@ fn serve(wrapper: &[&str]) -> Server {
         "127.0.0.1:0",
     ]);
     Server::start(cmd)
-}
-
-/// Posts an offer; returns the answer and the call's path.
-fn post_offer(addr: &str, sdp: &str) -> (String, String) {
-    let r = http::request(
-        addr,
-        "POST",
-        "/whip",
-        &[("Content-Type", "application/sdp")],
-        sdp.as_bytes(),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    let location = r.header("location").unwrap();
-    (r.body, location)
 }
 
 /// Streams the server's `digit` events of a call as (digit, duration ms).
@@ -75,19 +64,9 @@ fn dial_into(
 ) -> Vec<(String, f64)> {
     let pid = srv.child.id();
     let addr = srv.addr.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let mut call = Call::bind("127.0.0.1".parse().unwrap(), PeerConfig::default())
-            .await
-            .unwrap();
-        let offer = call.peer.create_offer().unwrap();
-        let (answer, path) = post_offer(&addr, &offer);
-        call.peer.accept_answer(Instant::now(), &answer).unwrap();
+    block_on(async move {
+        let (mut client, _, path) = call_server(&addr, PeerConfig::default()).await;
         let events = digits(&addr, &path);
-        let mut client = call.spawn();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while !client.can_insert_dtmf().await {
             tokio::time::sleep(Duration::from_millis(10)).await;
