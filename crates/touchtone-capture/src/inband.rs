@@ -1,12 +1,12 @@
 //! DTMF digits in WAV recordings (in-band tones), and WAV files as 8 kHz call audio.
 
 use std::io::Read;
-use std::marker::PhantomData;
 
-use touchtone::inband::{Detector, DetectorConfig};
+use touchtone::inband::DetectorConfig;
 
 use crate::error::WavError;
 use crate::resample::resample;
+use crate::stream::{Block, BlockSource, DetectorBank, DigitStream, NoChannel};
 use crate::wav::{WavFormat, WavReader};
 
 /// How a recording is searched for digits.
@@ -53,36 +53,50 @@ impl WavDigit {
     }
 }
 
-#[derive(Debug)]
-enum Phase {
-    Running,
-    Failed(WavError),
-    Done,
-}
-
 /// The digits of a recording as an iterator, read block by block in constant memory, each channel
 /// analysed at the file's own rate.
 ///
 /// When the file turns out truncated, the digits before the damage come first, then the error.
-pub struct WavDigits<R: Read, P = fn(u64)> {
+pub struct WavDigits<R: Read, P = fn(u64)>(DigitStream<WavBlocks<R>, P>);
+
+/// A WAV file's sample blocks, for the detectors.
+struct WavBlocks<R: Read> {
     wav: WavReader<R>,
-    picked: Vec<u16>,
-    detectors: Vec<Detector>,
     block: Vec<Vec<f32>>,
     /// Blocks of 16-bit PCM and G.711, which go to the detector as they are (no float round trip).
     block16: Vec<Vec<i16>>,
-    found: std::collections::VecDeque<WavDigit>,
-    phase: Phase,
-    progress: P,
-    marker: PhantomData<R>,
+}
+
+impl<R: Read> BlockSource for WavBlocks<R> {
+    type Error = WavError;
+
+    fn next_block(&mut self, bank: &mut DetectorBank) -> Result<Block, WavError> {
+        let more = if self.wav.is_16_bit() {
+            let more = self.wav.next_block_i16(&mut self.block16)?;
+            for (ch, det) in bank.detectors() {
+                det.process_i16(&self.block16[ch]);
+            }
+            more
+        } else {
+            let more = self.wav.next_block(&mut self.block)?;
+            for (ch, det) in bank.detectors() {
+                det.process(&self.block[ch]);
+            }
+            more
+        };
+        Ok(Block::Fed {
+            read: self.wav.bytes_read(),
+            more,
+        })
+    }
 }
 
 impl<R: Read, P> std::fmt::Debug for WavDigits<R, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WavDigits")
-            .field("wav", &self.wav)
-            .field("channels", &self.picked)
-            .field("phase", &self.phase)
+            .field("wav", &self.0.source.wav)
+            .field("channels", &self.0.bank.picked())
+            .field("phase", &self.0.phase)
             .finish_non_exhaustive()
     }
 }
@@ -91,98 +105,36 @@ impl<R: Read> WavDigits<R> {
     /// Reads the WAV header; the digits come as the iterator is advanced.
     pub fn new(reader: R, options: WavOptions) -> Result<Self, WavError> {
         let wav = WavReader::new(reader)?;
-        let channels = wav.format().channels;
-        let picked: Vec<u16> = match options.channel {
-            Some(c) if c >= channels => {
-                return Err(WavError::NoChannel {
-                    channel: c,
-                    channels,
-                });
-            }
-            Some(c) => vec![c],
-            None => (0..channels).collect(),
-        };
-        let rate = wav.format().sample_rate;
-        Ok(WavDigits {
-            detectors: picked
-                .iter()
-                .map(|_| Detector::with_config(rate, options.config))
-                .collect(),
-            picked,
+        let WavFormat {
+            channels,
+            sample_rate,
+            ..
+        } = wav.format();
+        let bank = DetectorBank::new(options, channels, sample_rate)
+            .map_err(|NoChannel { channel, channels }| WavError::NoChannel { channel, channels })?;
+        let blocks = WavBlocks {
+            wav,
             block: vec![Vec::new(); usize::from(channels)],
             block16: vec![Vec::new(); usize::from(channels)],
-            wav,
-            found: Default::default(),
-            phase: Phase::Running,
-            progress: |_| {},
-            marker: PhantomData,
-        })
+        };
+        Ok(WavDigits(DigitStream::new(blocks, bank)))
     }
 }
 
 impl<R: Read, P: FnMut(u64)> WavDigits<R, P> {
     /// Calls `progress` with the bytes of samples read so far after every block.
     pub fn with_progress<Q: FnMut(u64)>(self, progress: Q) -> WavDigits<R, Q> {
-        WavDigits {
-            wav: self.wav,
-            picked: self.picked,
-            detectors: self.detectors,
-            block: self.block,
-            block16: self.block16,
-            found: self.found,
-            phase: self.phase,
-            progress,
-            marker: PhantomData,
-        }
+        WavDigits(self.0.with_progress(progress))
     }
 
     /// The recording's format.
     pub fn format(&self) -> WavFormat {
-        self.wav.format()
+        self.0.source.wav.format()
     }
 
     /// Bytes of samples the header announces, if it does.
     pub fn data_len(&self) -> Option<u64> {
-        self.wav.data_len()
-    }
-
-    fn collect(&mut self) {
-        for (det, ch) in self.detectors.iter_mut().zip(&self.picked) {
-            while let Some(d) = det.poll_event() {
-                if d.end {
-                    self.found.push_back(WavDigit {
-                        channel: *ch,
-                        digit: d.digit,
-                        start_ms: d.start_ms,
-                        end_ms: d.end_ms,
-                    });
-                }
-            }
-        }
-    }
-
-    /// Reads the next block and runs each picked channel's detector on it.
-    fn read_and_detect(&mut self) -> Result<bool, WavError> {
-        let picked = self.detectors.iter_mut().zip(&self.picked);
-        if self.wav.is_16_bit() {
-            let more = self.wav.next_block_i16(&mut self.block16)?;
-            for (det, ch) in picked {
-                det.process_i16(&self.block16[usize::from(*ch)]);
-            }
-            return Ok(more);
-        }
-        let more = self.wav.next_block(&mut self.block)?;
-        for (det, ch) in picked {
-            det.process(&self.block[usize::from(*ch)]);
-        }
-        Ok(more)
-    }
-
-    fn flush(&mut self) {
-        for det in &mut self.detectors {
-            det.flush();
-        }
-        self.collect();
+        self.0.source.wav.data_len()
     }
 }
 
@@ -190,30 +142,7 @@ impl<R: Read, P: FnMut(u64)> Iterator for WavDigits<R, P> {
     type Item = Result<WavDigit, WavError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(d) = self.found.pop_front() {
-                return Some(Ok(d));
-            }
-            match std::mem::replace(&mut self.phase, Phase::Done) {
-                Phase::Done => return None,
-                Phase::Failed(e) => return Some(Err(e)),
-                Phase::Running => match self.read_and_detect() {
-                    Ok(more) => {
-                        self.collect();
-                        (self.progress)(self.wav.bytes_read());
-                        if more {
-                            self.phase = Phase::Running;
-                        } else {
-                            self.flush();
-                        }
-                    }
-                    Err(e) => {
-                        self.flush();
-                        self.phase = Phase::Failed(e);
-                    }
-                },
-            }
-        }
+        self.0.next()
     }
 }
 
@@ -247,6 +176,7 @@ pub fn read_mono_8k<R: Read>(reader: R, max_seconds: u32) -> Result<Vec<i16>, Wa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use touchtone::inband::Detector;
 
     fn wav_48k(samples: &[f32]) -> Vec<u8> {
         let mut v = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0".to_vec();
@@ -262,13 +192,7 @@ mod tests {
     }
 
     fn digits_8k(pcm: &[i16]) -> String {
-        let mut det = Detector::new(8000);
-        det.process_i16(pcm);
-        det.flush();
-        std::iter::from_fn(|| det.poll_event())
-            .filter(|d| d.end)
-            .map(|d| d.digit)
-            .collect()
+        Detector::new(8000).digits_in_i16(pcm)
     }
 
     /// 7303 Hz and 6791 Hz at 48 kHz fold onto 697 Hz and 1209 Hz ("1") when taken every sixth sample, as

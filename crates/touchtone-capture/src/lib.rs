@@ -46,6 +46,7 @@ mod ogg_opus;
 mod pcap;
 mod resample;
 mod rfc4733;
+mod stream;
 mod wav;
 
 pub use error::{CaptureError, OpusFileError, Truncation, WavError};

@@ -2,16 +2,14 @@
 //! recorders and `opusenc` write. Pages are read with the `ogg` crate from any `Read` (stdin too: no
 //! seeking), packets decoded by libopus at 48 kHz, and each channel analysed by the in-band detector.
 
-use std::collections::VecDeque;
 use std::io::{Read, Write};
-
-use ogg::reading::{BasePacketReader, OggReadError, PageParser};
-use ogg::writing::{PacketWriteEndInfo, PacketWriter};
-use opus::{Application, Bitrate, Channels, Decoder, Encoder};
-use touchtone::inband::Detector;
 
 use crate::error::OpusFileError;
 use crate::inband::{WavDigit, WavOptions};
+use crate::stream::{Block, BlockSource, DetectorBank, DigitStream, NoChannel, read_fill};
+use ogg::reading::{BasePacketReader, OggReadError, PageParser};
+use ogg::writing::{PacketWriteEndInfo, PacketWriter};
+use opus::{Application, Bitrate, Channels, Decoder, Encoder};
 
 /// Opus decodes at 48 kHz; Ogg Opus granule positions count 48 kHz samples whatever the input rate.
 const RATE: u32 = 48_000;
@@ -128,57 +126,69 @@ fn ogg_error(e: OggReadError) -> OpusFileError {
     }
 }
 
-/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-fn read_fill<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-#[derive(Debug)]
-enum Phase {
-    Running,
-    Failed(OpusFileError),
-    Done,
-}
-
 /// The digits of an Ogg Opus recording as an iterator, decoded packet by packet in constant memory, each
 /// channel analysed at 48 kHz (times in ms from the first sample after the pre-skip).
 ///
 /// Only the first Opus stream of the file is read (another logical stream, such as video, is skipped).
 /// When the file turns out damaged or truncated, the digits before the damage come first, then the error.
-pub struct OpusDigits<R: Read, P = fn(u64)> {
+pub struct OpusDigits<R: Read, P = fn(u64)>(DigitStream<OpusPackets<R>, P>);
+
+/// The decoded audio packets of an Ogg Opus stream, for the detectors.
+struct OpusPackets<R: Read> {
     pages: Pages<R>,
     serial: u32,
     head: OpusHead,
     decoder: Decoder,
-    picked: Vec<u16>,
-    detectors: Vec<Detector>,
     pcm: Vec<f32>,
     channel: Vec<f32>,
     /// Samples per channel still to drop (pre-skip).
     skip: u64,
     /// Samples per channel decoded so far, pre-skip included (the granule position reached).
     decoded: u64,
-    found: VecDeque<WavDigit>,
-    phase: Phase,
-    progress: P,
+}
+
+impl<R: Read> BlockSource for OpusPackets<R> {
+    type Error = OpusFileError;
+
+    /// Reads and decodes the next packet of the stream.
+    fn next_block(&mut self, bank: &mut DetectorBank) -> Result<Block, OpusFileError> {
+        let Some(p) = self.pages.next_packet()? else {
+            return Ok(Block::End);
+        };
+        if p.stream_serial() != self.serial || p.data.starts_with(b"OpusTags") {
+            return Ok(Block::Skipped);
+        }
+        let ch = usize::from(self.head.channels);
+        let n = self.decoder.decode_float(&p.data, &mut self.pcm, false)?;
+        let mut keep = n as u64;
+        if p.last_in_stream() {
+            // The last page's granule position marks the end: samples past it are padding.
+            keep = keep.min(p.absgp_page().saturating_sub(self.decoded));
+        }
+        self.decoded += n as u64;
+        let skip = self.skip.min(keep);
+        self.skip -= skip;
+        let (from, to) = (skip as usize, keep as usize);
+        for (c, det) in bank.detectors() {
+            self.channel.clear();
+            self.channel
+                .extend(self.pcm[from * ch..to * ch].iter().skip(c).step_by(ch));
+            det.process(&self.channel);
+        }
+        Ok(Block::Fed {
+            read: self.pages.read,
+            more: !p.last_in_stream(),
+        })
+    }
 }
 
 impl<R: Read, P> std::fmt::Debug for OpusDigits<R, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpusDigits")
-            .field("head", &self.head)
-            .field("channels", &self.picked)
-            .field("decoded", &self.decoded)
-            .field("phase", &self.phase)
+            .field("head", &self.0.source.head)
+            .field("channels", &self.0.bank.picked())
+            .field("decoded", &self.0.source.decoded)
+            .field("phase", &self.0.phase)
             .finish_non_exhaustive()
     }
 }
@@ -209,16 +219,9 @@ impl<R: Read> OpusDigits<R> {
             // Another codec's stream (a video track, say) before the Opus one: skip it.
         };
         let channels = head.channels;
-        let picked: Vec<u16> = match options.channel {
-            Some(c) if c >= channels => {
-                return Err(OpusFileError::NoChannel {
-                    channel: c,
-                    channels,
-                });
-            }
-            Some(c) => vec![c],
-            None => (0..channels).collect(),
-        };
+        let bank = DetectorBank::new(options, channels, RATE).map_err(
+            |NoChannel { channel, channels }| OpusFileError::NoChannel { channel, channels },
+        )?;
         let layout = if channels == 2 {
             Channels::Stereo
         } else {
@@ -226,106 +229,29 @@ impl<R: Read> OpusDigits<R> {
         };
         let mut decoder = Decoder::new(RATE, layout)?;
         decoder.set_gain(i32::from(head.output_gain))?;
-        Ok(OpusDigits {
+        let packets = OpusPackets {
             pages,
             serial,
             head,
             decoder,
-            detectors: picked
-                .iter()
-                .map(|_| Detector::with_config(RATE, options.config))
-                .collect(),
-            picked,
             pcm: vec![0.0; MAX_PACKET * usize::from(channels)],
             channel: Vec::with_capacity(MAX_PACKET),
             skip: u64::from(head.pre_skip),
             decoded: 0,
-            found: VecDeque::new(),
-            phase: Phase::Running,
-            progress: |_| {},
-        })
+        };
+        Ok(OpusDigits(DigitStream::new(packets, bank)))
     }
 }
 
 impl<R: Read, P: FnMut(u64)> OpusDigits<R, P> {
     /// Calls `progress` with the bytes read so far after every page.
     pub fn with_progress<Q: FnMut(u64)>(self, progress: Q) -> OpusDigits<R, Q> {
-        OpusDigits {
-            pages: self.pages,
-            serial: self.serial,
-            head: self.head,
-            decoder: self.decoder,
-            picked: self.picked,
-            detectors: self.detectors,
-            pcm: self.pcm,
-            channel: self.channel,
-            skip: self.skip,
-            decoded: self.decoded,
-            found: self.found,
-            phase: self.phase,
-            progress,
-        }
+        OpusDigits(self.0.with_progress(progress))
     }
 
     /// The stream's `OpusHead`.
     pub fn head(&self) -> OpusHead {
-        self.head
-    }
-
-    /// Reads and analyses the next packet of the stream; `Ok(false)` at its end.
-    fn step(&mut self) -> Result<bool, OpusFileError> {
-        let Some(p) = self.pages.next_packet()? else {
-            return Ok(false);
-        };
-        if p.stream_serial() != self.serial || p.data.starts_with(b"OpusTags") {
-            return Ok(true);
-        }
-        let ch = usize::from(self.head.channels);
-        let n = self.decoder.decode_float(&p.data, &mut self.pcm, false)?;
-        let mut keep = n as u64;
-        if p.last_in_stream() {
-            // The last page's granule position marks the end: samples past it are padding.
-            keep = keep.min(p.absgp_page().saturating_sub(self.decoded));
-        }
-        self.decoded += n as u64;
-        let skip = self.skip.min(keep);
-        self.skip -= skip;
-        let (from, to) = (skip as usize, keep as usize);
-        for (det, c) in self.detectors.iter_mut().zip(&self.picked) {
-            self.channel.clear();
-            self.channel.extend(
-                self.pcm[from * ch..to * ch]
-                    .iter()
-                    .skip(usize::from(*c))
-                    .step_by(ch),
-            );
-            det.process(&self.channel);
-        }
-        self.collect();
-        (self.progress)(self.pages.read);
-        Ok(!p.last_in_stream())
-    }
-
-    fn collect(&mut self) {
-        for (det, ch) in self.detectors.iter_mut().zip(&self.picked) {
-            while let Some(d) = det.poll_event() {
-                if d.end {
-                    self.found.push_back(WavDigit {
-                        channel: *ch,
-                        digit: d.digit,
-                        start_ms: d.start_ms,
-                        end_ms: d.end_ms,
-                    });
-                }
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        for det in &mut self.detectors {
-            det.flush();
-        }
-        self.collect();
+        self.0.source.head
     }
 }
 
@@ -333,23 +259,7 @@ impl<R: Read, P: FnMut(u64)> Iterator for OpusDigits<R, P> {
     type Item = Result<WavDigit, OpusFileError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(d) = self.found.pop_front() {
-                return Some(Ok(d));
-            }
-            match std::mem::replace(&mut self.phase, Phase::Done) {
-                Phase::Done => return None,
-                Phase::Failed(e) => return Some(Err(e)),
-                Phase::Running => match self.step() {
-                    Ok(true) => self.phase = Phase::Running,
-                    Ok(false) => self.flush(),
-                    Err(e) => {
-                        self.flush();
-                        self.phase = Phase::Failed(e);
-                    }
-                },
-            }
-        }
+        self.0.next()
     }
 }
 

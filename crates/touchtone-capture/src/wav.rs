@@ -6,6 +6,7 @@ use std::io::Read;
 use touchtone::inband::g711;
 
 use crate::error::{Truncation, WavError};
+use crate::stream::read_fill;
 
 /// The sample encoding of a WAV data chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,20 +236,6 @@ impl<R: Read> WavReader<R> {
         self.buf.copy_within(whole..self.filled, 0);
         self.carry = self.filled - whole;
     }
-}
-
-/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-fn read_fill<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn parse_format(b: &[u8]) -> Result<WavFormat, WavError> {

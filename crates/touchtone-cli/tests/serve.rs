@@ -2,53 +2,26 @@
 //! settings from the environment, and draining on SIGTERM. The endpoint's rules are tested in-process
 //! in `crates/touchtone-whip/tests`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use touchtone_rtc::{Call, ConnectionState, Peer, PeerConfig, PeerEvent};
-
-struct Server {
-    child: Child,
-    addr: String,
-    /// Everything the server wrote to stderr after its first line.
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// The first line the server wrote to stderr (after the address line) that contains `text`.
-    fn stderr_line_containing(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(l) = self
-                .stderr
-                .lock()
-                .unwrap()
-                .lines()
-                .find(|l| l.contains(text))
-            {
-                return l.to_string();
-            }
-            assert!(Instant::now() < deadline, "no stderr line with {text:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
+use common::{block_on, call_server};
+use touchtone_rtc::{ConnectionState, Peer, PeerConfig, PeerEvent};
+use touchtone_testkit::http::{self, event_data};
+use touchtone_testkit::nats::NatsServer;
+use touchtone_testkit::serve::ServeProcess as Server;
 
 fn serve(extra: &[&str]) -> Server {
     serve_env(extra, &[])
 }
 
 fn serve_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_touchtone"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_touchtone"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(if extra.contains(&"--udp-listen") {
             &[][..]
@@ -56,34 +29,8 @@ fn serve_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
             &["--udp-listen", "127.0.0.1:0"][..]
         })
         .args(extra)
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    reader.read_line(&mut line).unwrap();
-    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = stderr.clone();
-    std::thread::spawn(move || {
-        let mut l = String::new();
-        while reader.read_line(&mut l).is_ok_and(|n| n > 0) {
-            sink.lock().unwrap().push_str(&l);
-            l.clear();
-        }
-    });
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    Server {
-        child,
-        addr,
-        stderr,
-    }
+        .envs(env.iter().copied());
+    Server::start(command)
 }
 
 /// One HTTP/1.1 request; returns (status, headers, body).
@@ -94,28 +41,9 @@ fn http(
     ctype: Option<&str>,
     body: &[u8],
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(c) = ctype {
-        req.push_str(&format!("Content-Type: {c}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    let headers: Vec<_> = ctype.map(|c| ("Content-Type", c)).into_iter().collect();
+    let r = http::request(addr, method, path, &headers, body);
+    (r.status, r.head, r.body)
 }
 
 /// Posts an SDP offer to `/whip`; returns (status, headers, body).
@@ -131,13 +59,7 @@ fn post_sdp(addr: &str, sdp: &str) -> (u16, String, String) {
 
 /// The `Location` header of a response head.
 fn location(head: &str) -> String {
-    head.lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("location")
-                .then(|| value.trim().to_string())
-        })
-        .expect("Location header")
+    http::header(head, "location").expect("Location header")
 }
 
 fn offer() -> (Peer, String) {
@@ -226,25 +148,8 @@ fn whip_answers_with_opus_and_telephone_event_48000_only() {
 fn the_server_dials_a_client_which_hears_every_digit() {
     let srv = serve(&["--yield-window-ms", "0"]);
     let addr = srv.addr.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let loopback = "127.0.0.1".parse().unwrap();
-        let mut call = Call::bind(loopback, PeerConfig::default()).await.unwrap();
-        let offer = call.peer.create_offer().unwrap();
-        let (status, head, answer) = http(
-            &addr,
-            "POST",
-            "/whip",
-            Some("application/sdp"),
-            offer.as_bytes(),
-        );
-        assert_eq!(status, 201, "{head}\n{answer}");
-        let location = location(&head);
-        call.peer.accept_answer(Instant::now(), &answer).unwrap();
-        let mut client = call.spawn();
+    block_on(async move {
+        let (mut client, _, location) = call_server(&addr, PeerConfig::default()).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut connected = false;
         let mut digits = Vec::new();
@@ -290,42 +195,26 @@ fn the_server_dials_a_client_which_hears_every_digit() {
 fn serve_detects_inband_tones_in_opus_calls() {
     let srv = serve(&["--inband-detect"]);
     let addr = srv.addr.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let loopback = "127.0.0.1".parse().unwrap();
+    block_on(async move {
         let config = PeerConfig {
             codecs: vec![touchtone_rtc::AudioCodec::Opus],
             inband_send: true,
             ..PeerConfig::default()
         };
-        let mut call = Call::bind(loopback, config).await.unwrap();
-        let offer = call.peer.create_offer().unwrap();
-        let (status, head, answer) = post_sdp(&addr, &offer);
-        assert_eq!(status, 201, "{head}\n{answer}");
-        let events_path = format!("{}/events", location(&head));
-        call.peer.accept_answer(Instant::now(), &answer).unwrap();
-        let mut client = call.spawn();
+        let (mut client, _, location) = call_server(&addr, config).await;
+        let events_path = format!("{location}/events");
         // Read the server's event stream on a thread until three digits came.
         let reader = std::thread::spawn(move || {
-            let mut s = TcpStream::connect(&addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-            write!(s, "GET {events_path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
             let mut lines = Vec::new();
-            for line in BufReader::new(s).lines() {
-                let Ok(line) = line else { break };
-                if let Some(json) = line.strip_prefix("data:") {
-                    lines.push(json.trim().to_string());
-                    if lines
-                        .iter()
-                        .filter(|l| l.contains(r#""type":"digit""#))
-                        .count()
-                        == 3
-                    {
-                        break;
-                    }
+            for json in event_data(&addr, &events_path, Some(Duration::from_secs(15))) {
+                lines.push(json);
+                if lines
+                    .iter()
+                    .filter(|l| l.contains(r#""type":"digit""#))
+                    .count()
+                    == 3
+                {
+                    break;
                 }
             }
             lines
@@ -365,26 +254,6 @@ fn serve_detects_inband_tones_in_opus_calls() {
     });
 }
 
-/// Sends SIGTERM and waits (at most `within`) for the exit status.
-fn terminate(srv: &mut Server, within: Duration) -> Option<std::process::ExitStatus> {
-    let pid = srv.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = srv.child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 #[test]
 fn sigterm_drains_new_calls_get_503_and_live_ones_run_to_their_end() {
     let mut srv = serve_env(&[], &[("TOUCHTONE_DRAIN_TIMEOUT", "30")]);
@@ -393,7 +262,7 @@ fn sigterm_drains_new_calls_get_503_and_live_ones_run_to_their_end() {
     assert_eq!(status, 201);
     let location = location(&head);
     assert_eq!(
-        terminate(&mut srv, Duration::from_millis(300)),
+        srv.terminate(Duration::from_millis(300)),
         None,
         "exited with a live call"
     );
@@ -405,19 +274,11 @@ fn sigterm_drains_new_calls_get_503_and_live_ones_run_to_their_end() {
     assert_eq!((status, body.trim()), (503, "draining"));
     // The live call ends: the server exits 0.
     assert_eq!(http(&srv.addr, "DELETE", &location, None, b"").0, 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = srv.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running after the last call ended"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = srv
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("still running after the last call ended");
     assert!(status.success(), "{status:?}");
-    assert!(srv.stderr.lock().unwrap().contains("draining 1 call"));
+    assert!(srv.stderr().contains("draining 1 call"));
 }
 
 #[test]
@@ -425,7 +286,7 @@ fn the_drain_timeout_hangs_up_what_is_left_and_exits_0() {
     let mut srv = serve(&["--drain-timeout", "1"]);
     let (_, sdp) = offer();
     assert_eq!(post_sdp(&srv.addr, &sdp).0, 201);
-    let status = terminate(&mut srv, Duration::from_secs(10)).expect("exited");
+    let status = srv.terminate(Duration::from_secs(10)).expect("exited");
     assert!(status.success(), "{status:?}");
 }
 
@@ -438,22 +299,20 @@ fn settings_come_from_the_environment_too() {
     let (_, sdp) = offer();
     assert_eq!(post_sdp(&srv.addr, &sdp).0, 401);
     let with_token = |addr: &str| {
-        let mut s = TcpStream::connect(addr).unwrap();
-        let req = format!(
-            "POST /whip HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer abc\r\n\
-             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
+        http::request(
+            addr,
+            "POST",
+            "/whip",
+            &[
+                ("Authorization", "Bearer abc"),
+                ("Content-Type", "application/sdp"),
+            ],
+            sdp.as_bytes(),
+        )
+        .status
     };
-    assert!(with_token(&srv.addr).starts_with("HTTP/1.1 201"));
-    assert!(
-        with_token(&srv.addr).starts_with("HTTP/1.1 503"),
-        "TOUCHTONE_MAX_CALLS=1"
-    );
+    assert_eq!(with_token(&srv.addr), 201);
+    assert_eq!(with_token(&srv.addr), 503, "TOUCHTONE_MAX_CALLS=1");
 }
 
 /// The UDP port of the host candidate in an SDP answer.
@@ -492,23 +351,12 @@ fn public_addresses_are_announced_and_reached() {
     // Bound to every address, announced as 127.0.0.1: a client reaches it and dials.
     let srv = serve(&["--udp-listen", "0.0.0.0:0", "--public-ip", "127.0.0.1"]);
     let addr = srv.addr.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let mut call = Call::bind("127.0.0.1".parse().unwrap(), PeerConfig::default())
-            .await
-            .unwrap();
-        let offer = call.peer.create_offer().unwrap();
-        let (status, head, answer) = post_sdp(&addr, &offer);
-        assert_eq!(status, 201, "{head}");
+    block_on(async move {
+        let (mut client, answer, _) = call_server(&addr, PeerConfig::default()).await;
         assert!(
             candidate_addr(&answer).starts_with("127.0.0.1:"),
             "{answer}"
         );
-        call.peer.accept_answer(Instant::now(), &answer).unwrap();
-        let mut client = call.spawn();
         tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(ev) = client.next_event().await {
                 if ev == PeerEvent::Connection(ConnectionState::Connected) {
@@ -557,13 +405,8 @@ fn webhook_receiver() -> (std::net::SocketAddr, Received) {
                 head.push_str(&line);
                 line.clear();
             }
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
+            let len = http::header(&head, "content-length")
+                .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(0);
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
@@ -661,62 +504,14 @@ fn bad_sink_and_public_url_settings_are_refused_at_start() {
     }
 }
 
-/// A `nats-server` process, killed on drop.
-struct Nats(Child);
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `nats-server` on a free loopback port, or `None` with the reason printed; fails when
-/// `TOUCHTONE_REQUIRE_NATS=1`.
-fn nats_server() -> Option<(Nats, u16)> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let binary = std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/bin".into()])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file());
-    let Some(binary) = binary else {
-        let why = "nats-server is not installed (Debian package nats-server)";
-        assert!(
-            std::env::var("TOUCHTONE_REQUIRE_NATS").as_deref() != Ok("1"),
-            "{why}, and TOUCHTONE_REQUIRE_NATS=1"
-        );
-        eprintln!("skipped: {why}");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Nats(
-        Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some((child, port))
-}
-
 /// Two `serve` processes on one NATS: a subscriber speaking the NATS protocol on
 /// `touchtone.calls.>` sees both servers' calls, and each `Location` points at its own server.
 #[test]
 fn two_serve_processes_share_one_nats() {
-    let Some((_nats, port)) = nats_server() else {
+    let Some(nats) = NatsServer::start() else {
         return;
     };
-    let url = format!("nats://127.0.0.1:{port}");
+    let (url, port) = (nats.url(), nats.port());
     let mut bus = TcpStream::connect(("127.0.0.1", port)).unwrap();
     bus.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     bus.write_all(b"CONNECT {\"verbose\":false}\r\nSUB touchtone.calls.> 1\r\nPING\r\n")

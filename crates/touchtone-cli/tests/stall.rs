@@ -1,28 +1,16 @@
 //! `touchtone serve` paused (SIGSTOP) and resumed mid-tone, and run on a CPU it shares with a busy loop:
 //! no digit is lost or shortened when its packets arrived.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Child, Command};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use touchtone_rtc::{Call, PeerConfig, PeerEvent};
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{block_on, call_server};
+use touchtone_rtc::{PeerConfig, PeerEvent};
+use touchtone_testkit::http::event_data;
+use touchtone_testkit::serve::{ServeProcess as Server, send_signal as signal};
 
 fn serve(wrapper: &[&str]) -> Server {
     let bin = env!("CARGO_BIN_EXE_touchtone");
@@ -34,69 +22,23 @@ fn serve(wrapper: &[&str]) -> Server {
         }
         None => Command::new(bin),
     };
-    let mut child = cmd
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--udp-listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    stderr.read_line(&mut line).unwrap();
-    // Keep reading what the server writes, as a terminal would.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    Server { child, addr }
-}
-
-/// Posts an offer; returns the answer and the call's path.
-fn post_offer(addr: &str, sdp: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST /whip HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 201"), "{head}\n{body}");
-    let location = head
-        .lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("location")
-                .then(|| v.trim().to_string())
-        })
-        .unwrap();
-    (body.to_string(), location)
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--udp-listen",
+        "127.0.0.1:0",
+    ]);
+    Server::start(cmd)
 }
 
 /// Streams the server's `digit` events of a call as (digit, duration ms).
 fn digits(addr: &str, path: &str) -> mpsc::Receiver<(String, f64)> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path}/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let events = event_data(addr, &format!("{path}/events"), None);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(s).lines() {
-            let Ok(line) = line else { return };
-            let Some(json) = line.strip_prefix("data:") else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(json.trim()) else {
+        for json in events {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) else {
                 continue;
             };
             if v["type"] == "digit" {
@@ -113,14 +55,6 @@ fn digits(addr: &str, path: &str) -> mpsc::Receiver<(String, f64)> {
     rx
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 /// A client dials `tones` (100 ms tones, 70 ms gaps) into the server; `during(k, server_pid)` runs on its
 /// own thread when tone `k` starts, while the client keeps sending. Returns what the server reported.
 fn dial_into(
@@ -130,19 +64,9 @@ fn dial_into(
 ) -> Vec<(String, f64)> {
     let pid = srv.child.id();
     let addr = srv.addr.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let mut call = Call::bind("127.0.0.1".parse().unwrap(), PeerConfig::default())
-            .await
-            .unwrap();
-        let offer = call.peer.create_offer().unwrap();
-        let (answer, path) = post_offer(&addr, &offer);
-        call.peer.accept_answer(Instant::now(), &answer).unwrap();
+    block_on(async move {
+        let (mut client, _, path) = call_server(&addr, PeerConfig::default()).await;
         let events = digits(&addr, &path);
-        let mut client = call.spawn();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while !client.can_insert_dtmf().await {
             tokio::time::sleep(Duration::from_millis(10)).await;

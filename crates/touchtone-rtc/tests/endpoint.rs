@@ -1,42 +1,12 @@
 //! Many calls on one UDP port over real loopback: each call hears exactly its own digits, both ways.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod common;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use touchtone_rtc::{
-    Call, CallHandle, ConnectionState, DigitSource, PeerConfig, PeerEvent, UdpEndpoint,
-};
-
-const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-async fn wait_connected(h: &mut CallHandle) {
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), h.next_event())
-            .await
-            .expect("connect in time")
-            .expect("call alive");
-        if ev == PeerEvent::Connection(ConnectionState::Connected) {
-            return;
-        }
-    }
-}
-
-async fn key_ups(h: &mut CallHandle, n: usize) -> String {
-    let mut got = String::new();
-    while got.len() < n {
-        let ev = tokio::time::timeout(Duration::from_secs(10), h.next_event())
-            .await
-            .expect("digits in time")
-            .expect("call alive");
-        if let PeerEvent::KeyUp(d) = ev {
-            assert_eq!(d.source, DigitSource::Rfc4733);
-            let ms = d.duration.as_secs_f64() * 1000.0;
-            assert!((ms - 60.0).abs() <= 20.0, "lasted {ms} ms");
-            got.push(d.tone.unwrap());
-        }
-    }
-    got
-}
+use common::{LOOPBACK, assert_heard, key_ups, wait_connected};
+use touchtone_rtc::{Call, DigitSource, PeerConfig, UdpEndpoint};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_calls_share_one_port_and_each_hears_only_its_own_digits() {
@@ -87,10 +57,13 @@ async fn twenty_calls_share_one_port_and_each_hears_only_its_own_digits() {
                 .collect();
             client.insert_dtmf(&up, 60, 40).await.unwrap();
             server.insert_dtmf(&down, 60, 40).await.unwrap();
-            let (at_server, at_client) =
-                tokio::join!(key_ups(&mut server, 3), key_ups(&mut client, 3));
-            assert_eq!(at_server, up, "call {k}: server side");
-            assert_eq!(at_client, down, "call {k}: client side");
+            let within = Duration::from_secs(10);
+            let (at_server, at_client) = tokio::join!(
+                key_ups(&mut server, 3, DigitSource::Rfc4733, within),
+                key_ups(&mut client, 3, DigitSource::Rfc4733, within)
+            );
+            assert_heard(&at_server, &up, 60.0, &format!("call {k}: server side"));
+            assert_heard(&at_client, &down, 60.0, &format!("call {k}: client side"));
             client.close();
             // The server side ends too, and its routes go with it.
             tokio::time::timeout(Duration::from_secs(10), async {

@@ -1,14 +1,13 @@
 //! Two peers over real loopback UDP: ICE, DTLS-SRTP, SDP, then DTMF end to end.
 
-use std::net::{IpAddr, Ipv4Addr};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{LOOPBACK, assert_heard, wait_connected};
 use touchtone_rtc::{
-    AudioCodec, Call, CallHandle, ConnectionState, DigitSource, IceConnectionState, PeerConfig,
-    PeerEvent,
+    AudioCodec, Call, CallHandle, DigitSource, IceConnectionState, PeerConfig, PeerEvent,
 };
-
-const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 async fn connect(caller: PeerConfig, callee: PeerConfig) -> (CallHandle, CallHandle) {
     let mut a = Call::bind(LOOPBACK, caller).await.unwrap();
@@ -19,35 +18,9 @@ async fn connect(caller: PeerConfig, callee: PeerConfig) -> (CallHandle, CallHan
     (a.spawn(), b.spawn())
 }
 
-async fn wait_connected(h: &mut CallHandle) -> Vec<PeerEvent> {
-    let mut seen = vec![];
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), h.next_event())
-            .await
-            .expect("connect in time")
-            .expect("call alive");
-        let done = matches!(ev, PeerEvent::Connection(ConnectionState::Connected));
-        seen.push(ev);
-        if done {
-            return seen;
-        }
-    }
-}
-
 /// Collects (tone, duration ms) of key-ups until `n` arrived, checking they came the `source` way.
 async fn collect_digits(h: &mut CallHandle, n: usize, source: DigitSource) -> Vec<(char, f64)> {
-    let mut got = vec![];
-    while got.len() < n {
-        let ev = tokio::time::timeout(Duration::from_secs(20), h.next_event())
-            .await
-            .expect("digits in time")
-            .expect("call alive");
-        if let PeerEvent::KeyUp(d) = ev {
-            assert_eq!(d.source, source);
-            got.push((d.tone.unwrap(), d.duration.as_secs_f64() * 1000.0));
-        }
-    }
-    got
+    common::key_ups(h, n, source, Duration::from_secs(20)).await
 }
 
 async fn all_sixteen(codec: AudioCodec) {
@@ -68,11 +41,7 @@ async fn all_sixteen(codec: AudioCodec) {
     let tones = "0123456789*#ABCD";
     a.insert_dtmf(tones, 60, 40).await.unwrap();
     let got = collect_digits(&mut b, 16, DigitSource::Rfc4733).await;
-    let digits: String = got.iter().map(|(c, _)| *c).collect();
-    assert_eq!(digits, tones);
-    for (c, ms) in got {
-        assert!((ms - 60.0).abs() <= 20.0, "{c} lasted {ms} ms");
-    }
+    assert_heard(&got, tones, 60.0, "telephone-event");
     // The sender's tonechange events, then hang up: the other side sees it.
     let mut changes = vec![];
     while let Some(ev) = a.next_event().await {
@@ -139,15 +108,19 @@ async fn inband_tones_are_detected_in_opus_audio() {
     inband_tones_are_detected(AudioCodec::Opus).await;
 }
 
-async fn inband_tones_are_detected(codec: AudioCodec) {
-    let caller = PeerConfig {
-        codecs: vec![codec],
-        inband_send: true,
-        ..PeerConfig::default()
-    };
+/// A call from `caller` (in `codec`) to a callee that detects tones in the audio, connected on both
+/// sides.
+async fn connect_to_inband_detector(
+    caller: PeerConfig,
+    codec: AudioCodec,
+) -> (CallHandle, CallHandle) {
     let callee = PeerConfig {
         inband_detect: true,
         ..PeerConfig::default()
+    };
+    let caller = PeerConfig {
+        codecs: vec![codec],
+        ..caller
     };
     let (mut a, mut b) = connect(caller, callee).await;
     wait_connected(&mut a).await;
@@ -158,14 +131,19 @@ async fn inband_tones_are_detected(codec: AudioCodec) {
             .any(|e| matches!(e, PeerEvent::Negotiated(n) if n.codec == codec)),
         "{events:?}"
     );
+    (a, b)
+}
+
+async fn inband_tones_are_detected(codec: AudioCodec) {
+    let caller = PeerConfig {
+        inband_send: true,
+        ..PeerConfig::default()
+    };
+    let (a, mut b) = connect_to_inband_detector(caller, codec).await;
     let tones = "0123456789*#ABCD";
     a.insert_dtmf(tones, 80, 60).await.unwrap();
     let got = collect_digits(&mut b, 16, DigitSource::Inband).await;
-    let digits: String = got.iter().map(|(c, _)| *c).collect();
-    assert_eq!(digits, tones);
-    for (c, ms) in got {
-        assert!((ms - 80.0).abs() <= 20.0, "{c} lasted {ms} ms");
-    }
+    assert_heard(&got, tones, 80.0, "in-band");
 }
 
 #[test]
@@ -230,16 +208,10 @@ async fn configured_audio_is_sent_in(codec: AudioCodec) {
     g.push_silence(3000);
     let audio: std::sync::Arc<[i16]> = g.render().into();
     let caller = PeerConfig {
-        codecs: vec![codec],
         audio: Some(audio),
         ..PeerConfig::default()
     };
-    let callee = PeerConfig {
-        inband_detect: true,
-        ..PeerConfig::default()
-    };
-    let (mut a, mut b) = connect(caller, callee).await;
-    wait_connected(&mut a).await;
+    let (_a, mut b) = connect_to_inband_detector(caller, codec).await;
     let got = collect_digits(&mut b, 3, DigitSource::Inband).await;
     let digits: String = got.iter().map(|(c, _)| *c).collect();
     assert_eq!(digits, "159");

@@ -2,16 +2,15 @@
 //! whether DTMF then flows both ways over real loopback UDP (both sides ours; the offer is shaped like
 //! the real peer's by editing the SDP, as signaling servers do).
 
-use std::net::{IpAddr, Ipv4Addr};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{LOOPBACK, assert_heard, wait_connected};
 use touchtone::{DtmfError, EventSet};
 use touchtone_rtc::{
-    AudioCodec, Call, CallHandle, ConnectionState, DigitSource, DurationClock, InsertDtmfError,
-    Peer, PeerConfig, PeerEvent,
+    AudioCodec, Call, CallHandle, DigitSource, DurationClock, InsertDtmfError, Peer, PeerConfig,
 };
-
-const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// The payload type an `a=rtpmap` line gives `name/rate`.
 fn pt_of(sdp: &str, name_rate: &str) -> Option<u8> {
@@ -294,31 +293,9 @@ fn rows() -> Vec<Row> {
     rows
 }
 
-async fn wait_connected(h: &mut CallHandle) {
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), h.next_event())
-            .await
-            .expect("connect in time")
-            .expect("call alive");
-        if matches!(ev, PeerEvent::Connection(ConnectionState::Connected)) {
-            return;
-        }
-    }
-}
-
+/// (tone, duration ms) of `n` RFC 4733 key-ups.
 async fn key_ups(h: &mut CallHandle, n: usize) -> Vec<(char, f64)> {
-    let mut got = vec![];
-    while got.len() < n {
-        let ev = tokio::time::timeout(Duration::from_secs(10), h.next_event())
-            .await
-            .expect("digits in time")
-            .expect("call alive");
-        if let PeerEvent::KeyUp(d) = ev {
-            assert_eq!(d.source, DigitSource::Rfc4733);
-            got.push((d.tone.unwrap(), d.duration.as_secs_f64() * 1000.0));
-        }
-    }
-    got
+    common::key_ups(h, n, DigitSource::Rfc4733, Duration::from_secs(10)).await
 }
 
 /// Checks the answer of one row, then (when DTMF was agreed) runs it over loopback UDP both ways.
@@ -396,17 +373,8 @@ async fn check_row(row: &Row) {
     a.insert_dtmf("159#", 100, 70).await.unwrap();
     b.insert_dtmf("*08", 100, 70).await.unwrap();
     let (at_b, at_a) = tokio::join!(key_ups(&mut b, 4), key_ups(&mut a, 3));
-    for (got, want) in [(at_b, "159#"), (at_a, "*08")] {
-        let digits: String = got.iter().map(|g| g.0).collect();
-        assert_eq!(digits, want, "{}", row.name);
-        for (c, ms) in got {
-            assert!(
-                (ms - 100.0).abs() <= 20.0,
-                "{}: {c} lasted {ms} ms",
-                row.name
-            );
-        }
-    }
+    assert_heard(&at_b, "159#", 100.0, row.name);
+    assert_heard(&at_a, "*08", 100.0, row.name);
     a.close();
     b.close();
 }

@@ -6,70 +6,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_nats::Client;
 use bytes::Bytes;
 use common::*;
 use futures_util::StreamExt;
+use touchtone_testkit::nats::NatsServer;
 use touchtone_whip::nats::NatsBridge;
 use touchtone_whip::{CallEvent, SinkOptions, WhipConfig};
-
-/// A `nats-server` on a free loopback port, killed on drop.
-struct NatsServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `nats-server`, or says why not (and fails when `TOUCHTONE_REQUIRE_NATS=1`).
-async fn nats_server() -> Option<NatsServer> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let binary = std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/bin".into()])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file());
-    let Some(binary) = binary else {
-        let why = "nats-server is not installed (Debian package nats-server)";
-        if std::env::var("TOUCHTONE_REQUIRE_NATS").as_deref() == Ok("1") {
-            panic!("{why}, and TOUCHTONE_REQUIRE_NATS=1");
-        }
-        eprintln!("skipped: {why}");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(binary)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start nats-server");
-    let server = NatsServer {
-        child,
-        url: format!("nats://127.0.0.1:{port}"),
-    };
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let up = tokio::time::timeout(Duration::from_secs(10), async {
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(up.is_ok(), "nats-server did not start on {addr}");
-    Some(server)
-}
 
 /// A request with a short timeout; `None` when nobody answered.
 async fn ask(client: &Client, subject: String, body: &str) -> Option<serde_json::Value> {
@@ -84,7 +29,7 @@ async fn ask(client: &Client, subject: String, body: &str) -> Option<serde_json:
 /// A server with NATS attached.
 async fn server_on_bus(nats: &NatsServer, config: WhipConfig) -> (Server, NatsBridge) {
     let srv = start(config).await;
-    let client = touchtone_whip::nats::connect(&nats.url).await.unwrap();
+    let client = touchtone_whip::nats::connect(&nats.url()).await.unwrap();
     let bridge = NatsBridge::attach(&srv.hub, client, SinkOptions::default())
         .await
         .unwrap();
@@ -93,7 +38,7 @@ async fn server_on_bus(nats: &NatsServer, config: WhipConfig) -> (Server, NatsBr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_reaches_the_bus_and_requests_dial_into_and_hang_up_the_call() {
-    let Some(nats) = nats_server().await else {
+    let Some(nats) = NatsServer::start() else {
         return;
     };
     let (srv, _bridge) = server_on_bus(
@@ -104,7 +49,7 @@ async fn every_event_reaches_the_bus_and_requests_dial_into_and_hang_up_the_call
         },
     )
     .await;
-    let backend = touchtone_whip::nats::connect(&nats.url).await.unwrap();
+    let backend = touchtone_whip::nats::connect(&nats.url()).await.unwrap();
     let mut bus = backend.subscribe("touchtone.calls.>").await.unwrap();
     backend.flush().await.unwrap();
 
@@ -207,7 +152,7 @@ async fn every_event_reaches_the_bus_and_requests_dial_into_and_hang_up_the_call
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_one_bus_and_each_location_points_at_its_owner() {
-    let Some(nats) = nats_server().await else {
+    let Some(nats) = NatsServer::start() else {
         return;
     };
     let on_bus = |name: &str| WhipConfig {
@@ -217,7 +162,7 @@ async fn two_servers_share_one_bus_and_each_location_points_at_its_owner() {
     };
     let (east, _e) = server_on_bus(&nats, on_bus("east")).await;
     let (west, _w) = server_on_bus(&nats, on_bus("west")).await;
-    let backend = touchtone_whip::nats::connect(&nats.url).await.unwrap();
+    let backend = touchtone_whip::nats::connect(&nats.url()).await.unwrap();
     let mut digits = backend.subscribe("touchtone.calls.*.digit").await.unwrap();
     let mut all = backend.subscribe("touchtone.calls.>").await.unwrap();
     backend.flush().await.unwrap();

@@ -2,10 +2,14 @@
 //!
 //! `cargo bench -p touchtone --bench inband --features spandsp` (needs `libspandsp-dev`).
 
+#[path = "../tests/noise/mod.rs"]
+mod noise;
+
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use noise::Noise;
 use touchtone::inband::{Detector, ToneGenerator, amplitude_for_dbm0};
 
 const RATE: u32 = 8000;
@@ -79,21 +83,6 @@ mod spandsp {
             }
             out
         }
-    }
-}
-
-struct Noise(u64);
-
-impl Noise {
-    fn gaussian(&mut self) -> f32 {
-        (0..12)
-            .map(|_| {
-                self.0 ^= self.0 << 13;
-                self.0 ^= self.0 >> 7;
-                self.0 ^= self.0 << 17;
-                (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .sum()
     }
 }
 

@@ -6,10 +6,13 @@
 
 #[path = "../tests/corpus/mod.rs"]
 mod corpus;
+#[path = "../tests/noise/mod.rs"]
+mod noise;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use noise::Noise;
 use touchtone::inband::{DetectorConfig, ToneGenerator, amplitude_for_dbm0};
 
 const DIGITS: &str = "123A456B789C*0#D";
@@ -107,22 +110,6 @@ fn parse(set: &str) -> DetectorConfig {
     c
 }
 
-/// Deterministic Gaussian noise (xorshift, sum of 12 uniforms), as in the tests.
-struct Noise(u64);
-
-impl Noise {
-    fn gaussian(&mut self) -> f32 {
-        (0..12)
-            .map(|_| {
-                self.0 ^= self.0 << 13;
-                self.0 ^= self.0 >> 7;
-                self.0 ^= self.0 << 17;
-                (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .sum()
-    }
-}
-
 fn render(rate: u32, lead_ms: u32, f: impl FnOnce(&mut ToneGenerator)) -> Vec<f32> {
     let mut g = ToneGenerator::new(rate).unwrap();
     g.push_silence(lead_ms);
@@ -134,15 +121,7 @@ fn render(rate: u32, lead_ms: u32, f: impl FnOnce(&mut ToneGenerator)) -> Vec<f3
 }
 
 fn digits(cfg: DetectorConfig, rate: u32, s: &[f32]) -> String {
-    let mut d = touchtone::inband::Detector::with_config(rate, cfg);
-    for chunk in s.chunks(77) {
-        d.process(chunk);
-    }
-    d.flush();
-    std::iter::from_fn(|| d.poll_event())
-        .filter(|e| e.end)
-        .map(|e| e.digit)
-        .collect()
+    touchtone::inband::Detector::with_config(rate, cfg).digits_in(s)
 }
 
 /// The Q.24 cases of tests/inband.rs, counted: (accepts passed, accept cases, rejects passed, reject cases).

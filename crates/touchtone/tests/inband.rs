@@ -1,24 +1,11 @@
 //! In-band DTMF: the generator and the detector against ITU-T Q.24-style accept and reject limits.
 
+mod noise;
+
+use noise::Noise;
 use touchtone::inband::{DetectedDigit, Detector, ToneGenerator, amplitude_for_dbm0};
 
 const DIGITS: &str = "123A456B789C*0#D";
-
-/// A small deterministic noise source (xorshift), Gaussian by the sum of uniforms.
-struct Noise(u64);
-
-impl Noise {
-    fn uniform(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
-    fn gaussian(&mut self) -> f32 {
-        // Sum of 12 uniforms in -0.5..0.5 has unit variance.
-        (0..12).map(|_| self.uniform()).sum()
-    }
-}
 
 fn detect(rate: u32, samples: &[f32]) -> Vec<DetectedDigit> {
     let mut d = Detector::new(rate);

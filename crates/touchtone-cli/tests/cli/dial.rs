@@ -89,14 +89,14 @@ fn dial_text_reads_like_the_seed() {
     assert_eq!(o.status.code(), Some(2));
 }
 
-#[test]
-fn dial_can_send_a_wav_file_as_its_audio() {
-    let dir = Dir::new();
-    let path = dir.path("dial-audio.wav");
+/// `touchtone dial 12` (60 ms tones, 40 ms gaps) with `extra` arguments and a WAV file of "9" at
+/// 16 kHz, written to `name` in `dir`, as the caller's audio; checks it succeeded.
+fn dial_12_with_audio(dir: &Dir, name: &str, extra: &[&str]) -> std::process::Output {
+    let path = dir.path(name);
     let p = path.to_str().unwrap();
     let o = touchtone(&["generate", "9", "-o", p, "--rate", "16000"]);
     assert!(o.status.success());
-    let o = touchtone(&[
+    let mut args = vec![
         "dial",
         "12",
         "--duration",
@@ -105,8 +105,17 @@ fn dial_can_send_a_wav_file_as_its_audio() {
         "40",
         "--audio",
         p,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let o = touchtone(&args);
     assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
+#[test]
+fn dial_can_send_a_wav_file_as_its_audio() {
+    let dir = Dir::new();
+    let o = dial_12_with_audio(&dir, "dial-audio.wav", &[]);
     assert!(
         stdout(&o).contains("Received: 2 (60.0 ms, rfc4733)"),
         "{}",
@@ -161,23 +170,7 @@ fn dial_inband_in_every_codec() {
 #[test]
 fn dial_sends_a_wav_file_as_opus_audio() {
     let dir = Dir::new();
-    let path = dir.path("dial-opus-audio.wav");
-    let p = path.to_str().unwrap();
-    let o = touchtone(&["generate", "9", "-o", p, "--rate", "16000"]);
-    assert!(o.status.success());
-    let o = touchtone(&[
-        "dial",
-        "12",
-        "--duration",
-        "60",
-        "--gap",
-        "40",
-        "--audio",
-        p,
-        "--codec",
-        "opus",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = dial_12_with_audio(&dir, "dial-opus-audio.wav", &["--codec", "opus"]);
     let out = stdout(&o);
     assert!(out.contains("negotiated opus"), "{out}");
     assert!(out.contains("Received: 2 (60.0 ms, rfc4733)"), "{out}");

@@ -1,13 +1,71 @@
 //! Test support shared by the rtc tests: two peers wired back to back through a simulated network
-//! (`touchtone-netsim`: seeded loss, duplication, jitter, latency, outages) on a simulated clock.
+//! (`touchtone-netsim`: seeded loss, duplication, jitter, latency, outages) on a simulated clock, and
+//! what calls over real loopback UDP wait for and hear.
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use touchtone_netsim::{Link, NetConfig};
-use touchtone_rtc::{Peer, PeerConfig, PeerEvent, Transmit};
+use touchtone_rtc::{
+    CallHandle, ConnectionState, DigitSource, Peer, PeerConfig, PeerEvent, Transmit,
+};
+
+/// The address calls over real UDP bind to.
+pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Waits until the call is connected (at most 10 s for each event); returns the events up to and
+/// including that.
+pub async fn wait_connected(h: &mut CallHandle) -> Vec<PeerEvent> {
+    let mut seen = vec![];
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), h.next_event())
+            .await
+            .expect("connect in time")
+            .expect("call alive");
+        let done = matches!(ev, PeerEvent::Connection(ConnectionState::Connected));
+        seen.push(ev);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Collects (tone, duration ms) of key-ups until `n` arrived (at most `within` for each event), checking
+/// they came the `source` way.
+pub async fn key_ups(
+    h: &mut CallHandle,
+    n: usize,
+    source: DigitSource,
+    within: Duration,
+) -> Vec<(char, f64)> {
+    let mut got = vec![];
+    while got.len() < n {
+        let ev = tokio::time::timeout(within, h.next_event())
+            .await
+            .expect("digits in time")
+            .expect("call alive");
+        if let PeerEvent::KeyUp(d) = ev {
+            assert_eq!(d.source, source);
+            got.push((d.tone.unwrap(), d.duration.as_secs_f64() * 1000.0));
+        }
+    }
+    got
+}
+
+/// Asserts that the key-ups `got` are the tones `want`, each lasting `ms` within 20 ms; `what` names the
+/// case in the messages.
+pub fn assert_heard(got: &[(char, f64)], want: &str, ms: f64, what: &str) {
+    let digits: String = got.iter().map(|g| g.0).collect();
+    assert_eq!(digits, want, "{what}");
+    for (c, lasted) in got {
+        assert!(
+            (lasted - ms).abs() <= 20.0,
+            "{what}: {c} lasted {lasted} ms"
+        );
+    }
+}
 
 /// Which datagrams the network drops on purpose: (from a, index among that side's datagrams, bytes) ->
 /// drop. Applied before the links' own loss.

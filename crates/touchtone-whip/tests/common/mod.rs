@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use touchtone_rtc::{Peer, PeerConfig};
+use touchtone_testkit::http::request_head;
+pub use touchtone_testkit::http::{Response as Resp, parse};
 use touchtone_whip::{Hub, ServerLimits, WhipConfig};
 
 /// A running endpoint.
@@ -62,42 +64,6 @@ pub async fn start(config: WhipConfig) -> Server {
     start_with(config, ServerLimits::default()).await
 }
 
-/// An HTTP response.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub head: String,
-    pub body: String,
-}
-
-impl Resp {
-    /// A header's value (case-insensitive name).
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    }
-}
-
-/// Parses a raw response (head and body).
-pub fn parse(raw: &[u8]) -> Resp {
-    let text = String::from_utf8_lossy(raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Resp {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
 /// Reads until the server closes (at most 10 s).
 pub async fn read_all(s: &mut TcpStream) -> Vec<u8> {
     let mut raw = Vec::new();
@@ -114,14 +80,7 @@ pub async fn request(
     body: &[u8],
 ) -> Resp {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
+    let req = request_head(method, path, &addr.to_string(), headers, body.len());
     s.write_all(req.as_bytes()).await.unwrap();
     let _ = s.write_all(body).await;
     parse(&read_all(&mut s).await)

@@ -226,6 +226,38 @@ impl Detector {
         self.events.pop_front()
     }
 
+    /// The digits in a whole recording of float samples (full scale 1.0), in the order they end: the
+    /// samples, then the end of the stream. Digits already polled are not repeated.
+    ///
+    /// ```
+    /// use touchtone::inband::{Detector, ToneGenerator};
+    ///
+    /// let mut g = ToneGenerator::new(8000).unwrap();
+    /// g.push_tones("42#", 100, 100).unwrap();
+    /// let mut samples = vec![0.0; g.remaining()];
+    /// g.fill_f32(&mut samples);
+    /// assert_eq!(Detector::new(8000).digits_in(&samples), "42#");
+    /// ```
+    pub fn digits_in(mut self, samples: &[f32]) -> String {
+        self.process(samples);
+        self.finish()
+    }
+
+    /// [`digits_in`](Self::digits_in) for 16-bit PCM samples.
+    pub fn digits_in_i16(mut self, samples: &[i16]) -> String {
+        self.process_i16(samples);
+        self.finish()
+    }
+
+    /// Ends the stream and returns the digits of the key-ups not yet polled.
+    fn finish(&mut self) -> String {
+        self.flush();
+        std::iter::from_fn(|| self.poll_event())
+            .filter(|d| d.end)
+            .map(|d| d.digit)
+            .collect()
+    }
+
     fn feed<T>(&mut self, mut samples: &[T], convert: impl Fn(&mut [i16], &[T])) {
         let half = self.n / 2;
         while !samples.is_empty() {
