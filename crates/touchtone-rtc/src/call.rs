@@ -341,11 +341,21 @@ fn plan_wait(deadline: Instant, playout: Option<Instant>, window: Duration) -> W
     }
 }
 
-/// Waits as planned by [`plan_wait`].
-async fn wait_until(deadline: Instant, playout: Option<Instant>, window: Duration) {
+/// Waits as planned by [`plan_wait`] on the call's one timer `sleep`, which is moved only when the
+/// deadline changed: a datagram that leaves the next deadline as it was costs no timer update.
+async fn wait_until(
+    mut sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+    deadline: Instant,
+    playout: Option<Instant>,
+    window: Duration,
+) {
     let plan = plan_wait(deadline, playout, window);
     if plan.sleep_until > Instant::now() {
-        tokio::time::sleep_until(plan.sleep_until.into()).await;
+        let at = tokio::time::Instant::from_std(plan.sleep_until);
+        if sleep.deadline() != at {
+            sleep.as_mut().reset(at);
+        }
+        sleep.await;
     }
     if let Some(end) = plan.yield_until {
         while Instant::now() < end {
@@ -406,6 +416,8 @@ async fn run(
     let mut buf = vec![0u8; 2048];
     let mut commands_open = true;
     let socket_local = transport.socket().local_addr().ok();
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
     loop {
         // Events first: the application hears of a tone change before the datagrams go out.
         while let Some(ev) = peer.poll_event() {
@@ -455,7 +467,7 @@ async fn run(
                     Ok(())
                 }
             },
-            _ = wait_until(deadline.max(now), peer.next_playout(), yield_window) => {
+            _ = wait_until(sleep.as_mut(), deadline.max(now), peer.next_playout(), yield_window) => {
                 let now = Instant::now();
                 // Tone changes first, before str0m's timers and the packets' encryption.
                 peer.run_playout(now);

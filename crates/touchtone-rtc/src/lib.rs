@@ -71,6 +71,7 @@
 pub mod audio;
 pub mod call;
 pub mod codec;
+mod dtls;
 pub mod endpoint;
 pub mod error;
 pub mod event;

@@ -19,6 +19,7 @@ impl Peer {
             .set_rtp_mode(true)
             .clear_extension_map()
             .set_extension(MID_EXTENSION_ID, Extension::RtpMid)
+            .set_crypto_provider(crate::dtls::crypto_provider())
             .set_local_ice_credentials(self.ice.clone());
         if let Some(cert) = &self.config.dtls_cert {
             config = config.set_dtls_cert(cert.clone());

@@ -1,0 +1,163 @@
+//! DTLS with one configuration per process. str0m's stock provider builds a new dimpl configuration
+//! for every connection, and building one self-tests the crypto provider (key exchanges and signature
+//! checks on every curve): a quarter of a call's setup CPU under a burst. Here the configuration is
+//! built once per MTU and shared; each call still gets its own DTLS state, keys and randomness.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use dimpl::NamedGroup;
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::crypto::CryptoError;
+use str0m::crypto::dtls::{
+    DtlsImplError, DtlsInstance, DtlsOutput, DtlsProvider, DtlsVersion, ProtocolVersion,
+};
+
+/// Key exchange groups, most preferred first: what Chrome and Firefox offer first, and the cheapest.
+/// P-384 is left out: a key share on it costs several times an X25519 one and no browser needs it.
+const KX_GROUPS: &[NamedGroup] = &[NamedGroup::X25519, NamedGroup::Secp256r1];
+
+/// The crypto provider every peer uses: str0m's, with DTLS from [`SharedConfigDtls`].
+pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            let mut p = str0m::crypto::from_feature_flags();
+            p.dtls_provider = &SHARED_CONFIG_DTLS;
+            Arc::new(p)
+        })
+        .clone()
+}
+
+static SHARED_CONFIG_DTLS: SharedConfigDtls = SharedConfigDtls {
+    configs: Mutex::new(None),
+};
+
+/// A DTLS provider that builds its dimpl configuration once per MTU.
+#[derive(Debug)]
+struct SharedConfigDtls {
+    configs: Mutex<Option<HashMap<Option<usize>, Arc<dimpl::Config>>>>,
+}
+
+impl SharedConfigDtls {
+    fn config(&self, mtu: Option<usize>) -> Result<Arc<dimpl::Config>, CryptoError> {
+        let mut configs = self.configs.lock().unwrap_or_else(|e| e.into_inner());
+        let configs = configs.get_or_insert_with(HashMap::new);
+        if let Some(c) = configs.get(&mtu) {
+            return Ok(c.clone());
+        }
+        // ICE has checked return routability before DTLS starts, so server cookies add nothing.
+        let mut builder = dimpl::Config::builder()
+            .use_server_cookie(false)
+            .kx_groups(KX_GROUPS);
+        if let Some(mtu) = mtu {
+            builder = builder.mtu(mtu);
+        }
+        let config = Arc::new(
+            builder
+                .build()
+                .map_err(|e| CryptoError::Other(format!("DTLS configuration: {e}")))?,
+        );
+        configs.insert(mtu, config.clone());
+        Ok(config)
+    }
+}
+
+impl DtlsProvider for SharedConfigDtls {
+    fn generate_certificate(&self) -> Option<DtlsCert> {
+        str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+    }
+
+    fn new_dtls(
+        &self,
+        cert: &DtlsCert,
+        now: Instant,
+        version: DtlsVersion,
+        mtu: Option<usize>,
+    ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
+        let config = self.config(mtu)?;
+        let cert = cert.clone();
+        let dtls = match version {
+            DtlsVersion::Dtls12 => dimpl::Dtls::new_12(config, cert, now),
+            DtlsVersion::Dtls13 => dimpl::Dtls::new_13(config, cert, now),
+            DtlsVersion::Auto => dimpl::Dtls::new_auto(config, cert, now),
+            other => {
+                return Err(CryptoError::Other(format!(
+                    "unsupported DTLS version: {other}"
+                )));
+            }
+        };
+        Ok(Box::new(Connection(dtls)))
+    }
+}
+
+/// One connection's DTLS state.
+struct Connection(dimpl::Dtls);
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+impl DtlsInstance for Connection {
+    fn set_active(&mut self, active: bool) {
+        self.0.set_active(active);
+    }
+
+    fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
+        self.0.handle_packet(packet)
+    }
+
+    fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
+        self.0.poll_output(buf)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
+        self.0.handle_timeout(now)
+    }
+
+    fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
+        self.0.send_application_data(data)
+    }
+
+    fn is_active(&self) -> bool {
+        self.0.is_active()
+    }
+
+    fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.0.protocol_version()
+    }
+
+    fn is_closing(&self) -> bool {
+        self.0.is_closing()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    fn close(&mut self) -> Result<(), DtlsImplError> {
+        self.0.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_configuration_per_mtu() {
+        let a = SHARED_CONFIG_DTLS.config(Some(1150)).unwrap();
+        let b = SHARED_CONFIG_DTLS.config(Some(1150)).unwrap();
+        let c = SHARED_CONFIG_DTLS.config(Some(1200)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.mtu(), 1200);
+        let groups: Vec<_> = a.kx_groups().map(|g| g.name()).collect();
+        assert_eq!(groups, KX_GROUPS);
+    }
+}
