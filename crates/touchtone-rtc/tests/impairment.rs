@@ -1053,7 +1053,7 @@ fn rate_limit() {
 fn delay_jitter_reorders() {
     let f = Faults {
         delay: 30,
-        delay_kbit: 20,
+        delay_kbit: 12,
         ..Faults::default()
     };
     run_scenario(Scenario {
