@@ -18,6 +18,17 @@ use str0m::crypto::dtls::{
 /// P-384 is left out: a key share on it costs several times an X25519 one and no browser needs it.
 const KX_GROUPS: &[NamedGroup] = &[NamedGroup::X25519, NamedGroup::Secp256r1];
 
+/// The first retransmission of a lost handshake flight, doubled at each retry. dimpl's default is 1 s
+/// (RFC 6347's suggestion for unknown paths); libwebrtc starts at twice the ICE round trip, at least
+/// 50 ms. ICE has just run over this very path, so a tenth of a second is ample: through loss a call
+/// gets seven tries in its first 10 s instead of four, and a spurious resend on a slow path costs a
+/// few kilobytes once.
+const FLIGHT_START_RTO: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Retries of one flight: the eighth goes out 25.5 s after the first send, within dimpl's 40 s
+/// handshake timeout.
+const FLIGHT_RETRIES: usize = 8;
+
 /// The crypto provider every peer uses: str0m's, with DTLS from [`SharedConfigDtls`].
 pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
@@ -50,7 +61,9 @@ impl SharedConfigDtls {
         // ICE has checked return routability before DTLS starts, so server cookies add nothing.
         let mut builder = dimpl::Config::builder()
             .use_server_cookie(false)
-            .kx_groups(KX_GROUPS);
+            .kx_groups(KX_GROUPS)
+            .flight_start_rto(FLIGHT_START_RTO)
+            .flight_retries(FLIGHT_RETRIES);
         if let Some(mtu) = mtu {
             builder = builder.mtu(mtu);
         }
