@@ -92,6 +92,8 @@ impl DtlsProvider for SharedConfigDtls {
         mtu: Option<usize>,
     ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
         let config = self.config(mtu)?;
+        #[cfg(test)]
+        tests::NEW_DTLS.with(|n| n.set(n.get() + 1));
         let cert = cert.clone();
         let dtls = match version {
             DtlsVersion::Dtls12 => dimpl::Dtls::new_12(config, cert, now),
@@ -161,6 +163,24 @@ impl DtlsInstance for Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Peer, PeerConfig};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// DTLS states this provider made on this thread.
+        pub(super) static NEW_DTLS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    #[test]
+    fn peers_get_their_dtls_from_the_shared_configuration() {
+        let before = NEW_DTLS.with(Cell::get);
+        let now = Instant::now();
+        let mut a = Peer::new(now, "127.0.0.1:9".parse().unwrap(), PeerConfig::default()).unwrap();
+        let offer = a.create_offer().unwrap();
+        let mut b = Peer::new(now, "127.0.0.1:10".parse().unwrap(), PeerConfig::default()).unwrap();
+        b.accept_offer(now, &offer).unwrap();
+        assert_eq!(NEW_DTLS.with(Cell::get) - before, 2);
+    }
 
     #[test]
     fn one_configuration_per_mtu() {

@@ -399,6 +399,43 @@ fn an_offer_with_only_codecs_we_do_not_speak_is_refused_clearly() {
     assert!(err.contains("no audio codec in common"), "{err}");
 }
 
+/// The `a=extmap` URIs of an SDP.
+fn extmaps(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=extmap:"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Offers and answers carry only the MID header extension, also when the offer (as Chrome's and
+/// Firefox's do) lists transport-cc, abs-send-time and audio levels: transport-cc alone would cost a
+/// feedback packet about every 100 ms per call.
+#[test]
+fn offers_and_answers_carry_only_the_mid_extension() {
+    const MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+    let now = Instant::now();
+    let local = "127.0.0.1:9".parse().unwrap();
+    let mut a = Peer::new(now, local, PeerConfig::default()).unwrap();
+    let offer = a.create_offer().unwrap();
+    assert_eq!(extmaps(&offer), [MID], "{offer}");
+
+    let browser_like = offer.replace(
+        &format!("a=extmap:4 {MID}"),
+        &[
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+            "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+            "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+            &format!("a=extmap:4 {MID}"),
+        ]
+        .join("\r\n"),
+    );
+    assert_eq!(extmaps(&browser_like).len(), 4, "{browser_like}");
+    let mut b = Peer::new(now, local, PeerConfig::default()).unwrap();
+    let answer = b.accept_offer(now, &browser_like).unwrap();
+    assert_eq!(extmaps(&answer), [MID], "{answer}");
+}
+
 /// With Opus and telephone-event/8000, the default sends durations in 48 kHz ticks, which libwebrtc
 /// (Firefox, Chrome) plays for the asked length; read in the 8 kHz telephone-event clock, as RFC 4733
 /// and Firefox's own events are read, they come out six times as long. The answerer's event list and

@@ -30,7 +30,7 @@ pub struct PeerConfig {
 
 /// A new self-signed DTLS certificate for [`PeerConfig::dtls_cert`].
 pub fn generate_certificate() -> Option<DtlsCert> {
-    str0m::crypto::from_feature_flags()
+    crate::dtls::crypto_provider()
         .dtls_provider
         .generate_certificate()
 }
