@@ -4,37 +4,15 @@
 //! from telephone-event streams and digits have sane times.
 #![no_main]
 
-use std::io::Read;
-
 use libfuzzer_sys::fuzz_target;
 use touchtone_capture::{
-    CaptureError, CaptureOptions, CaptureScan, CapturedDigit, CapturedPacket, digits_in_capture,
+    CaptureOptions, CaptureScan, CapturedDigit, CapturedPacket, digits_in_capture,
     packets_in_capture,
 };
 
-/// Hands out at most `chunk` bytes per read.
-struct Trickle<'a> {
-    data: &'a [u8],
-    chunk: usize,
-}
+mod common;
 
-impl Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(self.chunk).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
-
-fn kind(e: &CaptureError) -> String {
-    // Offsets may differ by where a read stopped; the kind of error may not.
-    let s = format!("{e:?}");
-    s.split(['(', ' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
+use common::{Trickle, kind};
 
 fn key(d: &CapturedDigit) -> impl Ord + use<> {
     (

@@ -3,32 +3,12 @@
 //! times within the audio read.
 #![no_main]
 
-use std::io::Read;
-
 use libfuzzer_sys::fuzz_target;
-use touchtone_capture::{WavDigits, WavError, WavOptions, detect_in_wav, read_mono_8k};
+use touchtone_capture::{WavDigits, WavOptions, detect_in_wav, read_mono_8k};
 
-struct Trickle<'a> {
-    data: &'a [u8],
-    chunk: usize,
-}
+mod common;
 
-impl Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(self.chunk).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
-
-fn kind(e: &WavError) -> String {
-    let s = format!("{e:?}");
-    s.split(['(', ' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
+use common::{Trickle, kind};
 
 fuzz_target!(|data: &[u8]| {
     let options = WavOptions::default();
