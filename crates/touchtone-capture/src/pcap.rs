@@ -55,7 +55,7 @@ impl<R: Read> Read for Source<R> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // Hand over what was read; the error comes with the next read.
-                    *self.error.lock().expect("error slot") = Some(e);
+                    *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                     self.failed = true;
                     if n > 0 {
                         return Ok(n);
@@ -275,7 +275,7 @@ impl<R: Read> CaptureReader<R> {
 }
 
 fn take_io_error(slot: &Mutex<Option<std::io::Error>>) -> CaptureError {
-    match slot.lock().expect("error slot").take() {
+    match slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
         Some(e) => CaptureError::Io(e),
         None => CaptureError::Io(std::io::Error::other("read failed")),
     }
