@@ -1,15 +1,16 @@
-//! Runs a [`Peer`] on a tokio UDP socket: one task per call, no thread per call.
+//! Runs a [`Peer`] on a tokio UDP socket: its own socket and task, or a port shared with other calls
+//! ([`UdpEndpoint`](crate::UdpEndpoint)) whose one task runs them all; no thread per call.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use touchtone::DtmfError;
 
-use crate::endpoint::{Datagram, RouteGuard, for_socket};
+use crate::endpoint::{Adopted, PortMsg, PortSlot, for_socket};
 use crate::error::{InsertDtmfError, RtcError};
 use crate::event::PeerEvent;
 use crate::peer::{Peer, PeerConfig, Transmit};
@@ -23,8 +24,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// worker awake, so the event goes out on time. Longer windows cost CPU and measured no better.
 pub const DEFAULT_YIELD_WINDOW: Duration = Duration::from_millis(2);
 
+/// What the application asks of a running call.
 #[derive(Debug)]
-enum Command {
+pub(crate) enum Command {
     Insert {
         tones: String,
         duration_ms: u32,
@@ -38,73 +40,10 @@ enum Command {
 /// Where a call's datagrams come from and go to.
 #[derive(Debug)]
 enum Transport {
-    /// Its own UDP socket.
+    /// Its own UDP socket, run by the call's own task.
     Own(UdpSocket),
-    /// A port shared with other calls ([`UdpEndpoint`](crate::UdpEndpoint)), which routes this call's
-    /// datagrams to it.
-    Shared {
-        socket: Arc<UdpSocket>,
-        rx: mpsc::Receiver<Datagram>,
-        _route: RouteGuard,
-    },
-}
-
-impl Transport {
-    /// The next datagram, copied into `buf`; `None` when the shared port is gone.
-    async fn recv(&mut self, buf: &mut [u8]) -> Option<std::io::Result<(usize, SocketAddr)>> {
-        match self {
-            Transport::Own(s) => Some(s.recv_from(buf).await),
-            Transport::Shared { rx, .. } => {
-                let (src, data) = rx.recv().await?;
-                Some(Ok(copy_into(buf, src, &data)))
-            }
-        }
-    }
-
-    /// Before reading what is queued: a shared port routes what waits in its socket first.
-    fn route_queued(&mut self, buf: &mut [u8]) {
-        if let Transport::Shared { socket, _route, .. } = self {
-            _route.route_queued(socket, buf, DRAIN_LIMIT);
-        }
-    }
-
-    /// A datagram already waiting, without waiting for one.
-    fn try_recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-        match self {
-            Transport::Own(s) => recv_queued(s, buf),
-            Transport::Shared { rx, .. } => {
-                let (src, data) = rx.try_recv().ok()?;
-                Some(copy_into(buf, src, &data))
-            }
-        }
-    }
-
-    fn socket(&self) -> &UdpSocket {
-        match self {
-            Transport::Own(s) => s,
-            Transport::Shared { socket, .. } => socket,
-        }
-    }
-
-    /// Sends from the socket bound at `local` (asked once per call, not per datagram).
-    async fn send_to(
-        &self,
-        local: Option<SocketAddr>,
-        data: &[u8],
-        dst: SocketAddr,
-    ) -> std::io::Result<usize> {
-        let dst = match local {
-            Some(local) => for_socket(local, dst),
-            None => dst,
-        };
-        self.socket().send_to(data, dst).await
-    }
-}
-
-fn copy_into(buf: &mut [u8], src: SocketAddr, data: &[u8]) -> (usize, SocketAddr) {
-    let n = data.len().min(buf.len());
-    buf[..n].copy_from_slice(&data[..n]);
-    (n, src)
+    /// A port shared with other calls ([`UdpEndpoint`](crate::UdpEndpoint)), whose task runs it.
+    Port(PortSlot),
 }
 
 /// A peer bound to its UDP socket, before it runs.
@@ -144,20 +83,11 @@ impl Call {
     }
 
     /// A call fed by a shared port's router.
-    pub(crate) fn on_endpoint(
-        mut peer: Peer,
-        socket: Arc<UdpSocket>,
-        rx: mpsc::Receiver<Datagram>,
-        route: RouteGuard,
-    ) -> Call {
+    pub(crate) fn on_endpoint(mut peer: Peer, slot: PortSlot) -> Call {
         peer.set_idle_timeout(Some(DEFAULT_IDLE_TIMEOUT));
         Call {
             peer,
-            transport: Transport::Shared {
-                socket,
-                rx,
-                _route: route,
-            },
+            transport: Transport::Port(slot),
             yield_window: DEFAULT_YIELD_WINDOW,
             recorder: None,
         }
@@ -182,29 +112,120 @@ impl Call {
         Ok(())
     }
 
-    /// Starts the call's task on the current tokio runtime and returns its handle.
+    /// Starts the call on the current tokio runtime (its own task, or its shared port's) and returns
+    /// its handle.
     pub fn spawn(self) -> CallHandle {
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let local = self.peer.local_addr();
         let stats = Arc::new(Counters::default());
-        tokio::spawn(run(self, cmd_rx, ev_tx, stats.clone()));
+        let Call {
+            peer,
+            transport,
+            yield_window,
+            recorder,
+        } = self;
+        let cmd = match transport {
+            Transport::Own(socket) => {
+                let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+                let own = OwnCall {
+                    peer,
+                    socket,
+                    yield_window,
+                    recorder,
+                };
+                tokio::spawn(run(own, cmd_rx, ev_tx, stats.clone()));
+                Commands::Task(cmd_tx)
+            }
+            Transport::Port(slot) => {
+                let ended = Arc::new(AtomicBool::new(false));
+                let (key, tx) = slot.adopt(Adopted {
+                    peer,
+                    recorder,
+                    yield_window,
+                    events: ev_tx,
+                    stats: stats.clone(),
+                    ended: ended.clone(),
+                });
+                Commands::Port {
+                    _release: Arc::new(Release {
+                        key,
+                        tx: tx.clone(),
+                    }),
+                    tx,
+                    key,
+                    ended,
+                }
+            }
+        };
         CallHandle {
-            control: CallControl {
-                cmd: cmd_tx,
-                local,
-                stats,
-            },
+            control: CallControl { cmd, local, stats },
             events: ev_rx,
         }
     }
 }
 
-/// The call's counters, updated by its task.
+/// A call on its own socket, as its task runs it.
+struct OwnCall {
+    peer: Peer,
+    socket: UdpSocket,
+    yield_window: Duration,
+    recorder: Option<PcapngRecorder>,
+}
+
+/// Where a call's commands go: its own task, or its port's.
+#[derive(Clone)]
+enum Commands {
+    Task(mpsc::UnboundedSender<Command>),
+    Port {
+        tx: mpsc::UnboundedSender<PortMsg>,
+        key: u64,
+        ended: Arc<AtomicBool>,
+        /// Held for its drop, which ends the call.
+        _release: Arc<Release>,
+    },
+}
+
+impl Commands {
+    /// Sends `cmd`; `Err` when the call has ended.
+    fn send(&self, cmd: Command) -> Result<(), ()> {
+        match self {
+            Commands::Task(tx) => tx.send(cmd).map_err(|_| ()),
+            Commands::Port { tx, key, ended, .. } => {
+                if ended.load(Ordering::Acquire) {
+                    return Err(());
+                }
+                tx.send(PortMsg::Command { key: *key, cmd }).map_err(|_| ())
+            }
+        }
+    }
+
+    /// Whether the call has ended.
+    fn is_closed(&self) -> bool {
+        match self {
+            Commands::Task(tx) => tx.is_closed(),
+            Commands::Port { tx, ended, .. } => ended.load(Ordering::Acquire) || tx.is_closed(),
+        }
+    }
+}
+
+/// Ends a port's call when its last handle is dropped, as a call's own task does when its command
+/// channel closes.
+struct Release {
+    key: u64,
+    tx: mpsc::UnboundedSender<PortMsg>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = self.tx.send(PortMsg::Released { key: self.key });
+    }
+}
+
+/// The call's counters, updated by whoever runs it.
 #[derive(Debug, Default)]
-struct Counters {
-    datagrams_in: AtomicU64,
-    datagrams_out: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) datagrams_in: AtomicU64,
+    pub(crate) datagrams_out: AtomicU64,
 }
 
 /// A snapshot of a call's counters.
@@ -227,7 +248,7 @@ pub struct CallHandle {
 /// The command side of a call: cheap to clone, usable from many tasks.
 #[derive(Clone)]
 pub struct CallControl {
-    cmd: mpsc::UnboundedSender<Command>,
+    cmd: Commands,
     local: SocketAddr,
     stats: Arc<Counters>,
 }
@@ -278,7 +299,7 @@ impl CallControl {
                 gap_ms,
                 reply,
             })
-            .map_err(|_| InsertDtmfError::CallEnded)?;
+            .map_err(|()| InsertDtmfError::CallEnded)?;
         Ok(rx.await.map_err(|_| InsertDtmfError::CallEnded)??)
     }
 
@@ -402,20 +423,20 @@ fn queued_then_timers(
 }
 
 async fn run(
-    call: Call,
+    call: OwnCall,
     mut cmd_rx: mpsc::UnboundedReceiver<Command>,
     ev_tx: mpsc::UnboundedSender<PeerEvent>,
     stats: Arc<Counters>,
 ) {
-    let Call {
+    let OwnCall {
         mut peer,
-        mut transport,
+        socket,
         yield_window,
         mut recorder,
     } = call;
     let mut buf = vec![0u8; 2048];
     let mut commands_open = true;
-    let socket_local = transport.socket().local_addr().ok();
+    let socket_local = socket.local_addr().ok();
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     loop {
@@ -437,7 +458,11 @@ async fn run(
             contents: data,
         }) = peer.poll_transmit()
         {
-            match transport.send_to(socket_local, &data, dst).await {
+            let dst = match socket_local {
+                Some(local) => for_socket(local, dst),
+                None => dst,
+            };
+            match socket.send_to(&data, dst).await {
                 Ok(_) => {
                     stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
                 }
@@ -452,18 +477,13 @@ async fn run(
             .poll_timeout()
             .unwrap_or(now + Duration::from_secs(3600));
         let result = tokio::select! {
-            r = transport.recv(&mut buf) => match r {
-                Some(Ok((n, src))) => {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, src)) => {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                     peer.handle_receive(Instant::now(), src, &buf[..n])
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     tracing::debug!("receive: {e}");
-                    Ok(())
-                }
-                None => {
-                    tracing::info!("call {}: its UDP port closed; ending it", peer.local_addr());
-                    peer.close(Instant::now());
                     Ok(())
                 }
             },
@@ -474,9 +494,8 @@ async fn run(
                 while let Some(ev) = peer.poll_event() {
                     let _ = ev_tx.send(ev);
                 }
-                transport.route_queued(&mut buf);
                 let (read, result) = queued_then_timers(&mut peer, Instant::now(), &mut buf, |b| {
-                    transport.try_recv(b)
+                    recv_queued(&socket, b)
                 });
                 stats.datagrams_in.fetch_add(read, Ordering::Relaxed);
                 result

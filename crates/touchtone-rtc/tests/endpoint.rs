@@ -10,7 +10,9 @@ use touchtone_rtc::{Call, DigitSource, PeerConfig, UdpEndpoint};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_calls_share_one_port_and_each_hears_only_its_own_digits() {
-    let endpoint = UdpEndpoint::bind(SocketAddr::new(LOOPBACK, 0), &[])
+    // Three tasks (and sockets) run the port: the kernel gives most calls' datagrams to a task that
+    // does not run the call, which hands them over.
+    let endpoint = UdpEndpoint::bind_with_tasks(SocketAddr::new(LOOPBACK, 0), &[], 3)
         .await
         .unwrap();
     let port = endpoint.local_addr();
@@ -79,7 +81,65 @@ async fn twenty_calls_share_one_port_and_each_hears_only_its_own_digits() {
     let stats = endpoint.stats();
     assert!(stats.unroutable >= 50, "{stats:?}");
     assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert!(stats.handed_over > 0, "{stats:?}");
     assert_eq!(stats.calls, 0, "routes of ended calls are gone: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_before_it_runs_leaves_no_route() {
+    let endpoint = UdpEndpoint::bind(SocketAddr::new(LOOPBACK, 0), &[])
+        .await
+        .unwrap();
+    let calls: Vec<_> = (0..5)
+        .map(|_| endpoint.call(PeerConfig::default()).unwrap())
+        .collect();
+    assert_eq!(endpoint.stats().calls, 5);
+    drop(calls);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while endpoint.stats().calls != 0 && Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(endpoint.stats().calls, 0, "{:?}", endpoint.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_endpoint_ends_its_calls_and_frees_the_port() {
+    let endpoint = UdpEndpoint::bind(SocketAddr::new(LOOPBACK, 0), &[])
+        .await
+        .unwrap();
+    let port = endpoint.local_addr();
+    let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
+    let mut server = endpoint.call(PeerConfig::default()).unwrap();
+    let offer = client.peer.create_offer().unwrap();
+    let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
+    client.peer.accept_answer(Instant::now(), &answer).unwrap();
+    let (mut client, mut server) = (client.spawn(), server.spawn());
+    wait_connected(&mut client).await;
+    wait_connected(&mut server).await;
+    drop(endpoint);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while server.next_event().await.is_some() {}
+    })
+    .await
+    .expect("the server's call ends with its port");
+    assert!(server.is_ended());
+    assert!(
+        matches!(
+            server.insert_dtmf("1", 100, 70).await,
+            Err(touchtone_rtc::InsertDtmfError::CallEnded)
+        ),
+        "an ended call takes no digits"
+    );
+    // Every task has closed its socket: the port can be bound again without SO_REUSEPORT.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match std::net::UdpSocket::bind(port) {
+            Ok(_) => break,
+            Err(e) if Instant::now() > deadline => panic!("{port} still bound: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    drop(client);
 }
 
 #[tokio::test]

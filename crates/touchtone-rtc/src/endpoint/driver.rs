@@ -1,0 +1,603 @@
+//! A task that runs a share of a port's calls: it reads its socket on the port, hands each datagram to
+//! its call's [`Peer`] in place, runs the calls' timers in deadline order and sends what they produce.
+//! No task, channel or copy per datagram; per wake-up the same order as a call on its own socket:
+//! tone changes first, then every datagram already queued, then the timers.
+//!
+//! A call belongs to the task its ufrag hashes to ([`owner`]). The kernel picks the socket by the
+//! remote address, so a task may read a datagram of another task's call: a STUN check tells the owner
+//! by its ufrag, and the task remembers the address and hands that address's datagrams over.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::PortCounters;
+use super::routes::{Routes, canonical, for_socket, stun_local_ufrag};
+use crate::call::{Command, Counters, recv_queued};
+use crate::event::PeerEvent;
+use crate::peer::{Peer, Transmit};
+use crate::record::PcapngRecorder;
+
+/// Datagrams kept for a call that has its routes but is not running yet (its answer is on its way).
+const WAITING_LIMIT: usize = 64;
+
+/// Datagrams one turn reads before it runs the timers; the next turn follows at once.
+const DRAIN_LIMIT: usize = 1024;
+
+/// The socket buffers asked for: a few hundred milliseconds of a thousand calls' audio, so that a
+/// busy moment of the process does not drop datagrams (the kernel caps it at `net.core.rmem_max`).
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// How late a timer must run for its task to read the port's other sockets too before the timers: after
+/// a stall (a paused process), datagrams for its calls may wait there, and must win over the timeouts
+/// that ran out meanwhile.
+const STALL: Duration = Duration::from_millis(50);
+
+/// How long a task remembers which task runs the call of a remote address it has not heard from.
+const FOREIGN_TTL: Duration = Duration::from_secs(60);
+
+/// What a call's handle and its port tell the port's task.
+pub(crate) enum PortMsg {
+    /// A datagram another task read for a call of this one.
+    Datagram { src: SocketAddr, data: Vec<u8> },
+    /// A datagram another task read from this task's socket, to route as if read here.
+    Read { src: SocketAddr, data: Vec<u8> },
+    /// A call that STUN checks for `ufrag` reach, before it runs.
+    Register { key: u64, ufrag: String },
+    /// A registered call dropped before it ran.
+    Unregister { key: u64 },
+    /// A registered call that runs from now on.
+    Adopt { key: u64, call: Box<Adopted> },
+    /// A command from the application.
+    Command { key: u64, cmd: Command },
+    /// Every handle of the call is gone: it ends.
+    Released { key: u64 },
+    /// The endpoint is gone: every call ends.
+    Shutdown,
+}
+
+/// A call the port's task runs: its peer and where its events and counters go.
+pub(crate) struct Adopted {
+    pub(crate) peer: Peer,
+    pub(crate) recorder: Option<PcapngRecorder>,
+    pub(crate) yield_window: Duration,
+    pub(crate) events: mpsc::UnboundedSender<PeerEvent>,
+    pub(crate) stats: Arc<Counters>,
+    pub(crate) ended: Arc<AtomicBool>,
+}
+
+/// A call at the port: registered and waiting to run, or running.
+enum Slot {
+    Waiting(Vec<(SocketAddr, Vec<u8>)>),
+    Live(Box<Live>),
+}
+
+/// A running call and its place in the port's timers.
+struct Live {
+    call: Adopted,
+    /// Its entry in the timer set.
+    timer: Option<Instant>,
+    /// Its entry in the set of windows before tone changes.
+    window: Option<Instant>,
+    /// Whether it is in the list of calls to flush.
+    dirty: bool,
+}
+
+impl Live {
+    /// When the port must run this call next: its earliest timer or `tonechange`.
+    fn wake_at(&self) -> Option<Instant> {
+        let p = &self.call.peer;
+        [p.poll_timeout(), p.next_playout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// From when the port stays awake (yields instead of sleeping) for the call's next `tonechange`:
+    /// the runtime's timer wakes up to a tick late (see
+    /// [`DEFAULT_YIELD_WINDOW`](crate::call::DEFAULT_YIELD_WINDOW)).
+    fn window_from(&self) -> Option<Instant> {
+        let t = self.call.peer.next_playout()?;
+        Some(t.checked_sub(self.call.yield_window).unwrap_or(t))
+    }
+}
+
+/// Moves call `key`'s entry in `set` from `old` to `new`.
+fn refile(
+    set: &mut BTreeSet<(Instant, u64)>,
+    key: u64,
+    old: &mut Option<Instant>,
+    new: Option<Instant>,
+) {
+    if *old != new {
+        if let Some(at) = *old {
+            set.remove(&(at, key));
+        }
+        if let Some(at) = new {
+            set.insert((at, key));
+        }
+        *old = new;
+    }
+}
+
+/// Puts call `key` on the list to flush once.
+fn mark(dirty: &mut Vec<u64>, key: u64, live: &mut Live) {
+    if !live.dirty {
+        live.dirty = true;
+        dirty.push(key);
+    }
+}
+
+/// Which task this is among the port's tasks, and the way to the others.
+pub(super) struct Share {
+    pub(super) index: usize,
+    pub(super) peers: Vec<mpsc::WeakUnboundedSender<PortMsg>>,
+    /// Every task's socket, by index.
+    pub(super) sockets: Arc<Vec<UdpSocket>>,
+}
+
+/// The task of `n` that runs the call with local ufrag `ufrag` (FNV-1a).
+pub(super) fn owner(ufrag: &str, n: usize) -> usize {
+    let h = ufrag.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % n.max(1) as u64) as usize
+}
+
+/// A non-blocking UDP socket on `addr` that other sockets of this process may share
+/// (`SO_REUSEPORT`), with large buffers.
+pub(super) fn bind_reuse_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    size_buffers(&s);
+    Ok(s.into())
+}
+
+struct Driver {
+    share: Share,
+    /// Remote addresses whose calls another task runs: that task, and when last heard.
+    foreign: HashMap<SocketAddr, (usize, Instant)>,
+    last_sweep: Instant,
+    rx: mpsc::UnboundedReceiver<PortMsg>,
+    /// Whether `rx` may still bring messages.
+    open: bool,
+    local: SocketAddr,
+    counters: Arc<PortCounters>,
+    routes: Routes<Slot>,
+    timers: BTreeSet<(Instant, u64)>,
+    /// The windows before the calls' next tone changes, by their start.
+    windows: BTreeSet<(Instant, u64)>,
+    dirty: Vec<u64>,
+    due: Vec<u64>,
+    out: Vec<Transmit>,
+    buf: Vec<u8>,
+    shutdown: bool,
+    /// The last drain stopped at its limit: more datagrams wait.
+    more: bool,
+}
+
+/// Asks for large socket buffers (see [`SOCKET_BUFFER`]).
+fn size_buffers(s: &socket2::Socket) {
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    if let Ok(n) = s.recv_buffer_size()
+        && n < SOCKET_BUFFER
+    {
+        tracing::debug!(
+            "shared UDP port: receive buffer {n} bytes (raise net.core.rmem_max for {SOCKET_BUFFER})"
+        );
+    }
+}
+
+/// Runs the port until the endpoint and every call on it are gone.
+pub(super) async fn run(
+    share: Share,
+    local: SocketAddr,
+    rx: mpsc::UnboundedReceiver<PortMsg>,
+    counters: Arc<PortCounters>,
+) {
+    let sockets = share.sockets.clone();
+    let socket = &sockets[share.index];
+    let mut d = Driver {
+        share,
+        foreign: HashMap::new(),
+        last_sweep: Instant::now(),
+        rx,
+        open: true,
+        local,
+        counters,
+        routes: Routes::default(),
+        timers: BTreeSet::new(),
+        windows: BTreeSet::new(),
+        dirty: Vec::new(),
+        due: Vec::new(),
+        out: Vec::new(),
+        buf: vec![0u8; 2048],
+        shutdown: false,
+        more: false,
+    };
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
+    loop {
+        d.take_messages();
+        if (!d.open || d.shutdown) && d.routes.len() == 0 {
+            return;
+        }
+        d.turn().await;
+        let now = Instant::now();
+        let next = [d.timers.first(), d.windows.first()]
+            .into_iter()
+            .flatten()
+            .map(|(at, _)| *at)
+            .min();
+        if d.more || next.is_some_and(|at| at <= now) {
+            // More datagrams wait, a timer is due, or a tone change is near: stay awake.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let at = tokio::time::Instant::from_std(next.unwrap_or(now + Duration::from_secs(3600)));
+        if sleep.deadline() != at {
+            sleep.as_mut().reset(at);
+        }
+        tokio::select! {
+            _ = sleep.as_mut() => {}
+            r = socket.readable() => {
+                if let Err(e) = r {
+                    tracing::debug!("shared UDP port: {e}");
+                }
+            }
+            m = d.rx.recv(), if d.open => match m {
+                Some(m) => d.on_msg(m),
+                None => d.open = false,
+            },
+        }
+    }
+}
+
+impl Driver {
+    /// One round: due tone changes, then the queued datagrams, then the due timers; then every call
+    /// touched sends what it has.
+    async fn turn(&mut self) {
+        let now = Instant::now();
+        self.due.clear();
+        let mut late = false;
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            late |= now - at > STALL;
+            self.timers.pop_first();
+            self.due.push(key);
+        }
+        // Tone changes first, before the datagrams and str0m's timers.
+        for &key in &self.due {
+            if let Some(Slot::Live(l)) = self.routes.get_mut(key) {
+                l.timer = None;
+                l.call.peer.run_playout(now);
+                while let Some(ev) = l.call.peer.poll_event() {
+                    let _ = l.call.events.send(ev);
+                }
+                mark(&mut self.dirty, key, l);
+            }
+        }
+        self.drain();
+        if late {
+            self.drain_others();
+        }
+        // Datagrams handed over by the other tasks too.
+        self.take_messages();
+        let now = Instant::now();
+        for &key in &self.due {
+            if let Some(Slot::Live(l)) = self.routes.get_mut(key)
+                && l.call.peer.poll_timeout().is_some_and(|t| t <= now)
+                && let Err(e) = l.call.peer.handle_timeout(now)
+            {
+                tracing::warn!("call {}: {e}", l.call.peer.local_addr());
+            }
+        }
+        self.flush().await;
+    }
+
+    /// Handles the messages waiting in the task's channel.
+    fn take_messages(&mut self) {
+        while self.open {
+            match self.rx.try_recv() {
+                Ok(m) => self.on_msg(m),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.open = false,
+            }
+        }
+    }
+
+    /// Reads what waits in the other tasks' sockets: datagrams of this task's calls are delivered
+    /// here, the others go to the socket's task as if it had read them.
+    fn drain_others(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let sockets = self.share.sockets.clone();
+        let now = Instant::now();
+        for (home, socket) in sockets.iter().enumerate() {
+            if home == self.share.index {
+                continue;
+            }
+            for _ in 0..DRAIN_LIMIT {
+                let Some((n, src)) = recv_queued(socket, &mut buf) else {
+                    break;
+                };
+                self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+                let src = canonical(src);
+                let data = &buf[..n];
+                let mine = self.routes.knows(src)
+                    || stun_local_ufrag(data)
+                        .is_some_and(|u| owner(u, sockets.len()) == self.share.index);
+                if mine {
+                    self.deliver(now, src, data);
+                } else {
+                    self.hand_over(
+                        home,
+                        PortMsg::Read {
+                            src,
+                            data: data.to_vec(),
+                        },
+                    );
+                }
+            }
+        }
+        self.buf = buf;
+    }
+
+    /// Sends a datagram to task `to`.
+    fn hand_over(&self, to: usize, msg: PortMsg) {
+        let sent = self.share.peers[to]
+            .upgrade()
+            .is_some_and(|tx| tx.send(msg).is_ok());
+        let counter = match sent {
+            true => &self.counters.handed_over,
+            false => &self.counters.dropped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads every datagram queued in the socket (up to [`DRAIN_LIMIT`]) into its call.
+    fn drain(&mut self) {
+        let sockets = self.share.sockets.clone();
+        let socket = &sockets[self.share.index];
+        // Clear the runtime's readiness before reading: a datagram that arrives after this sets it
+        // again, so the task never sleeps with one waiting.
+        let _ = socket.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut now = Instant::now();
+        self.more = true;
+        for i in 0..DRAIN_LIMIT {
+            let Some((n, src)) = recv_queued(socket, &mut buf) else {
+                self.more = false;
+                break;
+            };
+            if i % 64 == 63 {
+                now = Instant::now();
+            }
+            self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+            self.receive(now, canonical(src), &buf[..n]);
+        }
+        self.buf = buf;
+        if now >= self.last_sweep + FOREIGN_TTL {
+            self.last_sweep = now;
+            self.foreign
+                .retain(|_, (_, seen)| now < *seen + FOREIGN_TTL);
+        }
+    }
+
+    /// Hands a datagram read on this task's socket to its call, here or at the task that runs it.
+    fn receive(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+        let n = self.share.peers.len();
+        if n > 1 && !self.routes.knows(src) {
+            // A STUN check names its call; anything else goes where its address's checks went.
+            let to = match stun_local_ufrag(data) {
+                Some(ufrag) => {
+                    let to = owner(ufrag, n);
+                    if to == self.share.index {
+                        self.foreign.remove(&src);
+                    } else {
+                        self.foreign.insert(src, (to, now));
+                    }
+                    Some(to)
+                }
+                None => self.foreign.get_mut(&src).map(|(to, seen)| {
+                    *seen = now;
+                    *to
+                }),
+            };
+            if let Some(to) = to.filter(|to| *to != self.share.index) {
+                let data = data.to_vec();
+                self.hand_over(to, PortMsg::Datagram { src, data });
+                return;
+            }
+        }
+        self.deliver(now, src, data);
+    }
+
+    /// Hands a datagram to this task's call it is for, if any.
+    fn deliver(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+        match self.routes.route(src, data) {
+            None => {
+                self.counters.unroutable.fetch_add(1, Ordering::Relaxed);
+            }
+            Some((_, Slot::Waiting(q))) => {
+                if q.len() < WAITING_LIMIT {
+                    q.push((src, data.to_vec()));
+                } else {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Some((key, Slot::Live(l))) => {
+                l.call.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = l.call.peer.handle_receive(now, src, data) {
+                    tracing::debug!("call {}: {e}", l.call.peer.local_addr());
+                }
+                mark(&mut self.dirty, key, l);
+            }
+        }
+    }
+
+    /// Delivers the events, records and datagrams of every call touched since the last flush, ends
+    /// the calls that closed and files the others' next wake-up.
+    async fn flush(&mut self) {
+        let keys = std::mem::take(&mut self.dirty);
+        for &key in &keys {
+            let Some(Slot::Live(l)) = self.routes.get_mut(key) else {
+                continue;
+            };
+            l.dirty = false;
+            let call = &mut l.call;
+            // Events first: the application hears of a tone change before the datagrams go out.
+            while let Some(ev) = call.peer.poll_event() {
+                let _ = call.events.send(ev);
+            }
+            while let Some(r) = call.peer.poll_rtp_record() {
+                if let Some(rec) = call.recorder.as_mut()
+                    && let Err(e) = rec.write(&r)
+                {
+                    tracing::warn!("call {}: {e}; recording stopped", call.peer.local_addr());
+                    call.recorder = None;
+                    call.peer.set_record_rtp(false);
+                }
+            }
+            while let Some(t) = call.peer.poll_transmit() {
+                call.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                self.out.push(t);
+            }
+            if call.peer.is_closed() {
+                refile(&mut self.timers, key, &mut l.timer, None);
+                refile(&mut self.windows, key, &mut l.window, None);
+                if let Some(Slot::Live(l)) = self.routes.remove(key) {
+                    l.call.ended.store(true, Ordering::Release);
+                }
+                self.counters.calls.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            let (next, window) = (l.wake_at(), l.window_from());
+            refile(&mut self.timers, key, &mut l.timer, next);
+            refile(&mut self.windows, key, &mut l.window, window);
+        }
+        self.dirty = keys;
+        self.dirty.clear();
+        self.send().await;
+    }
+
+    /// Sends the datagrams the calls produced.
+    async fn send(&mut self) {
+        let socket = &self.share.sockets[self.share.index];
+        let sock = socket2::SockRef::from(socket);
+        for t in self.out.drain(..) {
+            let dst = for_socket(self.local, t.destination);
+            let sent = match sock.send_to(&t.contents, &dst.into()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    socket.send_to(&t.contents, dst).await
+                }
+                r => r,
+            };
+            if let Err(e) = sent {
+                tracing::debug!("send to {dst}: {e}");
+            }
+        }
+    }
+
+    fn on_msg(&mut self, m: PortMsg) {
+        let now = Instant::now();
+        match m {
+            PortMsg::Datagram { src, data } => self.deliver(now, src, &data),
+            PortMsg::Read { src, data } => self.receive(now, src, &data),
+            PortMsg::Register { key, ufrag } => {
+                self.routes.insert(key, ufrag, Slot::Waiting(Vec::new()));
+            }
+            PortMsg::Unregister { key } => {
+                if self.routes.remove(key).is_some() {
+                    self.counters.calls.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            PortMsg::Adopt { key, call } => {
+                let Some(slot) = self.routes.get_mut(key) else {
+                    call.ended.store(true, Ordering::Release);
+                    return;
+                };
+                let waiting = match slot {
+                    Slot::Waiting(q) => std::mem::take(q),
+                    Slot::Live(_) => Vec::new(),
+                };
+                let mut live = Box::new(Live {
+                    call: *call,
+                    timer: None,
+                    window: None,
+                    dirty: false,
+                });
+                let peer = &mut live.call.peer;
+                for (src, data) in waiting {
+                    live.call.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = peer.handle_receive(now, src, &data) {
+                        tracing::debug!("call {}: {e}", peer.local_addr());
+                    }
+                }
+                if self.shutdown {
+                    tracing::info!("call {}: its UDP port closed; ending it", peer.local_addr());
+                    peer.close(now);
+                }
+                mark(&mut self.dirty, key, &mut live);
+                *slot = Slot::Live(live);
+            }
+            PortMsg::Command { key, cmd } => {
+                let Some(Slot::Live(l)) = self.routes.get_mut(key) else {
+                    return; // Ended: the reply channel drops, the caller hears so.
+                };
+                let peer = &mut l.call.peer;
+                match cmd {
+                    Command::Insert {
+                        tones,
+                        duration_ms,
+                        gap_ms,
+                        reply,
+                    } => {
+                        let _ = reply.send(peer.insert_dtmf(now, &tones, duration_ms, gap_ms));
+                    }
+                    Command::CanInsert(reply) => {
+                        let _ = reply.send(peer.can_insert_dtmf());
+                    }
+                    Command::Close => peer.close(now),
+                }
+                mark(&mut self.dirty, key, l);
+            }
+            PortMsg::Released { key } => {
+                if let Some(Slot::Live(l)) = self.routes.get_mut(key) {
+                    l.call.peer.close(now);
+                    mark(&mut self.dirty, key, l);
+                }
+            }
+            PortMsg::Shutdown => {
+                self.shutdown = true;
+                for (key, slot) in self.routes.iter_mut() {
+                    if let Slot::Live(l) = slot {
+                        tracing::info!(
+                            "call {}: its UDP port closed; ending it",
+                            l.call.peer.local_addr()
+                        );
+                        l.call.peer.close(now);
+                        mark(&mut self.dirty, key, l);
+                    }
+                }
+            }
+        }
+    }
+}
