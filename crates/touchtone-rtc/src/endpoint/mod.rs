@@ -2,9 +2,9 @@
 //! on first contact, and by the remote address after that (as mediasoup's `WebRtcServer` and LiveKit's
 //! single-port mode do). An unknown datagram costs one hash lookup and is dropped.
 //!
-//! A few tasks run the port, one per core by default ([`driver`]): each has its own socket on the port
-//! (`SO_REUSEPORT`, so the kernel spreads remote addresses over them) and runs a share of the calls,
-//! chosen by their ufrag. A datagram that the kernel gives to the task running its call costs no task
+//! A few tasks run the port, one per core by default (the `driver` module): each has its own socket on
+//! the port (`SO_REUSEPORT`, so the kernel spreads remote addresses over them) and runs a share of the
+//! calls, chosen by their ufrag. A datagram that the kernel gives to the task running its call costs no task
 //! switch or copy on its way; one given to another task is handed over.
 
 mod driver;
