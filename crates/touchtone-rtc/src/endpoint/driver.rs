@@ -233,10 +233,13 @@ pub(super) async fn run(
     tokio::pin!(sleep);
     loop {
         d.take_messages();
-        if (!d.open || d.shutdown) && d.routes.len() == 0 {
+        if d.finished() {
             return;
         }
         d.turn().await;
+        if d.finished() {
+            return;
+        }
         let now = Instant::now();
         let next = [d.timers.first(), d.windows.first()]
             .into_iter()
@@ -268,6 +271,11 @@ pub(super) async fn run(
 }
 
 impl Driver {
+    /// Whether the task is done: the endpoint is gone (or nothing can reach the task) and so are its calls.
+    fn finished(&self) -> bool {
+        (!self.open || self.shutdown) && self.routes.len() == 0
+    }
+
     /// One round: due tone changes, then the queued datagrams, then the due timers; then every call
     /// touched sends what it has.
     async fn turn(&mut self) {
