@@ -143,6 +143,20 @@ async fn dropping_the_endpoint_ends_its_calls_and_frees_the_port() {
 }
 
 #[tokio::test]
+async fn a_port_in_use_is_refused_even_to_another_endpoint() {
+    let first = UdpEndpoint::bind(SocketAddr::new(LOOPBACK, 0), &[])
+        .await
+        .unwrap();
+    let port = first.local_addr();
+    let e = UdpEndpoint::bind(port, &[]).await.unwrap_err();
+    assert!(e.to_string().contains("in use"), "{e}");
+    let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let taken = plain.local_addr().unwrap();
+    let e = UdpEndpoint::bind(taken, &[]).await.unwrap_err();
+    assert!(e.to_string().contains("in use"), "{e}");
+}
+
+#[tokio::test]
 async fn an_unspecified_bind_address_needs_a_public_address() {
     let any = "0.0.0.0:0".parse().unwrap();
     let e = UdpEndpoint::bind(any, &[]).await.unwrap_err();

@@ -99,6 +99,11 @@ impl UdpEndpoint {
         public: &[IpAddr],
         tasks: usize,
     ) -> Result<UdpEndpoint, RtcError> {
+        if addr.port() != 0 {
+            // The tasks' sockets share the port with `SO_REUSEPORT`, which would also let a second
+            // server on it take a share of the datagrams: a plain bind first fails if anyone holds it.
+            drop(std::net::UdpSocket::bind(addr)?);
+        }
         let first = driver::bind_reuse_port(addr)?;
         let bound = first.local_addr()?;
         let announce: Vec<SocketAddr> = if public.is_empty() {

@@ -467,7 +467,7 @@ impl Peer {
                 Output::Transmit(t) => {
                     self.transmits.push_back(Transmit {
                         destination: t.destination,
-                        contents: t.contents.to_vec(),
+                        contents: t.contents.into(),
                     });
                 }
                 Output::Event(e) => self.handle_rtc_event(e),
