@@ -168,3 +168,68 @@ async fn an_unspecified_bind_address_needs_a_public_address() {
     let call = ok.call(PeerConfig::default()).unwrap();
     assert_eq!(call.peer.local_addr(), ok.announced()[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_port_reads_every_socket_before_its_end_timeouts() {
+    // The port runs on a runtime of its own with one thread, which a blocking task stalls for 400 ms
+    // (past the 250 ms end timeout) 50 ms into eight callers' tones, as a paused process would. Four tasks
+    // run the port, so most callers' datagrams wait in a socket whose task does not run their call.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let port_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let endpoint = UdpEndpoint::bind_with_tasks(SocketAddr::new(LOOPBACK, 0), &[], 4)
+                .await
+                .unwrap();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            tx.send((endpoint, tokio::runtime::Handle::current(), stop_tx))
+                .unwrap();
+            let _ = stop_rx.await;
+        });
+    });
+    let (endpoint, port_rt, stop) = rx.recv().unwrap();
+    let mut pairs = vec![];
+    for _ in 0..8 {
+        let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
+        let mut server = endpoint.call(PeerConfig::default()).unwrap();
+        let offer = client.peer.create_offer().unwrap();
+        let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
+        client.peer.accept_answer(Instant::now(), &answer).unwrap();
+        pairs.push((client.spawn(), server.spawn()));
+    }
+    for (client, server) in &mut pairs {
+        wait_connected(client).await;
+        wait_connected(server).await;
+        while !client.can_insert_dtmf().await {
+            tokio::task::yield_now().await;
+        }
+    }
+    for (client, _) in &pairs {
+        client.insert_dtmf("5", 100, 70).await.unwrap();
+    }
+    // The first tone starts: 50 ms later the port's thread blocks for 400 ms.
+    let (first, _) = &mut pairs[0];
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), first.next_event())
+            .await
+            .expect("the tone starts")
+            .expect("call alive");
+        if matches!(&ev, touchtone_rtc::PeerEvent::ToneChange { tone, .. } if *tone == "5") {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    port_rt.spawn(async { std::thread::sleep(Duration::from_millis(400)) });
+    for (k, (_, server)) in pairs.iter_mut().enumerate() {
+        let got = key_ups(server, 1, DigitSource::Rfc4733, Duration::from_secs(10)).await;
+        assert_heard(&got, "5", 100.0, &format!("call {k}"));
+    }
+    assert!(endpoint.stats().handed_over > 0, "{:?}", endpoint.stats());
+    drop(pairs);
+    drop(endpoint);
+    let _ = stop.send(());
+    port_thread.join().unwrap();
+}

@@ -5,7 +5,8 @@
 //!
 //! A call belongs to the task its ufrag hashes to ([`owner`]). The kernel picks the socket by the
 //! remote address, so a task may read a datagram of another task's call: a STUN check tells the owner
-//! by its ufrag, and the task remembers the address and hands that address's datagrams over.
+//! by its ufrag, the port's [`Owners`] remember the address, and the datagrams from that address are
+//! handed over to the owner.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -40,15 +41,14 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// that ran out meanwhile.
 const STALL: Duration = Duration::from_millis(50);
 
-/// How long a task remembers which task runs the call of a remote address it has not heard from.
-const FOREIGN_TTL: Duration = Duration::from_secs(60);
+/// How long the port remembers which task runs the call of a remote address that sent no STUN check
+/// (ICE consent checks come every few seconds while a call lives).
+const OWNER_TTL: Duration = Duration::from_secs(60);
 
 /// What a call's handle and its port tell the port's task.
 pub(crate) enum PortMsg {
     /// A datagram another task read for a call of this one.
     Datagram { src: SocketAddr, data: Vec<u8> },
-    /// A datagram another task read from this task's socket, to route as if read here.
-    Read { src: SocketAddr, data: Vec<u8> },
     /// A call that STUN checks for `ufrag` reach, before it runs.
     Register { key: u64, ufrag: String },
     /// A registered call dropped before it ran.
@@ -141,6 +141,40 @@ pub(super) struct Share {
     pub(super) peers: Vec<mpsc::WeakUnboundedSender<PortMsg>>,
     /// Every task's socket, by index.
     pub(super) sockets: Arc<Vec<UdpSocket>>,
+    /// Which task runs the call of each remote address, as STUN checks told.
+    pub(super) owners: Arc<Owners>,
+}
+
+/// The task that runs the call of each remote address, learned from STUN checks, for every task of the
+/// port: whichever socket a datagram arrives at, it goes straight to its call's task.
+#[derive(Default)]
+pub(super) struct Owners {
+    inner: std::sync::RwLock<OwnersInner>,
+}
+
+#[derive(Default)]
+struct OwnersInner {
+    by_addr: HashMap<SocketAddr, (usize, Instant)>,
+    swept: Option<Instant>,
+}
+
+impl Owners {
+    /// Records that `src`'s datagrams are for task `task`, heard at `now`; forgets addresses not
+    /// heard of for [`OWNER_TTL`].
+    fn learn(&self, src: SocketAddr, task: usize, now: Instant) {
+        let mut o = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        o.by_addr.insert(src, (task, now));
+        if o.swept.is_none_or(|t| now >= t + OWNER_TTL) {
+            o.swept = Some(now);
+            o.by_addr.retain(|_, (_, seen)| now < *seen + OWNER_TTL);
+        }
+    }
+
+    /// The task that runs the call of `src`'s datagrams, if known.
+    fn get(&self, src: SocketAddr) -> Option<usize> {
+        let o = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        o.by_addr.get(&src).map(|(task, _)| *task)
+    }
 }
 
 /// The task of `n` that runs the call with local ufrag `ufrag` (FNV-1a).
@@ -168,9 +202,6 @@ pub(super) fn bind_reuse_port(addr: SocketAddr) -> io::Result<std::net::UdpSocke
 
 struct Driver {
     share: Share,
-    /// Remote addresses whose calls another task runs: that task, and when last heard.
-    foreign: HashMap<SocketAddr, (usize, Instant)>,
-    last_sweep: Instant,
     rx: mpsc::UnboundedReceiver<PortMsg>,
     /// Whether `rx` may still bring messages.
     open: bool,
@@ -213,8 +244,6 @@ pub(super) async fn run(
     let socket = &sockets[share.index];
     let mut d = Driver {
         share,
-        foreign: HashMap::new(),
-        last_sweep: Instant::now(),
         rx,
         open: true,
         local,
@@ -330,8 +359,7 @@ impl Driver {
         }
     }
 
-    /// Reads what waits in the other tasks' sockets: datagrams of this task's calls are delivered
-    /// here, the others go to the socket's task as if it had read them.
+    /// Reads what waits in the other tasks' sockets, each datagram to its call's task as if read there.
     fn drain_others(&mut self) {
         let mut buf = std::mem::take(&mut self.buf);
         let sockets = self.share.sockets.clone();
@@ -345,22 +373,7 @@ impl Driver {
                     break;
                 };
                 self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
-                let src = canonical(src);
-                let data = &buf[..n];
-                let mine = self.routes.knows(src)
-                    || stun_local_ufrag(data)
-                        .is_some_and(|u| owner(u, sockets.len()) == self.share.index);
-                if mine {
-                    self.deliver(now, src, data);
-                } else {
-                    self.hand_over(
-                        home,
-                        PortMsg::Read {
-                            src,
-                            data: data.to_vec(),
-                        },
-                    );
-                }
+                self.receive(now, canonical(src), &buf[..n]);
             }
         }
         self.buf = buf;
@@ -402,14 +415,9 @@ impl Driver {
             self.receive(now, canonical(src), &buf[..n]);
         }
         self.buf = buf;
-        if now >= self.last_sweep + FOREIGN_TTL {
-            self.last_sweep = now;
-            self.foreign
-                .retain(|_, (_, seen)| now < *seen + FOREIGN_TTL);
-        }
     }
 
-    /// Hands a datagram read on this task's socket to its call, here or at the task that runs it.
+    /// Hands a datagram read on one of the port's sockets to its call, here or at the task that runs it.
     fn receive(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
         let n = self.share.peers.len();
         if n > 1 && !self.routes.knows(src) {
@@ -417,17 +425,10 @@ impl Driver {
             let to = match stun_local_ufrag(data) {
                 Some(ufrag) => {
                     let to = owner(ufrag, n);
-                    if to == self.share.index {
-                        self.foreign.remove(&src);
-                    } else {
-                        self.foreign.insert(src, (to, now));
-                    }
+                    self.share.owners.learn(src, to, now);
                     Some(to)
                 }
-                None => self.foreign.get_mut(&src).map(|(to, seen)| {
-                    *seen = now;
-                    *to
-                }),
+                None => self.share.owners.get(src),
             };
             if let Some(to) = to.filter(|to| *to != self.share.index) {
                 let data = data.to_vec();
@@ -528,7 +529,6 @@ impl Driver {
         let now = Instant::now();
         match m {
             PortMsg::Datagram { src, data } => self.deliver(now, src, &data),
-            PortMsg::Read { src, data } => self.receive(now, src, &data),
             PortMsg::Register { key, ufrag } => {
                 self.routes.insert(key, ufrag, Slot::Waiting(Vec::new()));
             }

@@ -134,12 +134,14 @@ impl UdpEndpoint {
                 .map(UdpSocket::from_std)
                 .collect::<Result<Vec<_>, _>>()?,
         );
+        let owners = Arc::new(driver::Owners::default());
         for (index, rx) in rxs.into_iter().enumerate() {
             tokio::spawn(driver::run(
                 driver::Share {
                     index,
                     peers: peers.clone(),
                     sockets: sockets.clone(),
+                    owners: owners.clone(),
                 },
                 bound,
                 rx,
