@@ -1,20 +1,21 @@
 //! Runs a [`Peer`] on a tokio UDP socket: its own socket and task, or a port shared with other calls
-//! ([`UdpEndpoint`](crate::UdpEndpoint)) whose one task runs them all; no thread per call.
+//! ([`UdpEndpoint`](crate::UdpEndpoint)) whose tasks run them all; no thread per call.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use touchtone::DtmfError;
 
-use crate::endpoint::{Adopted, PortMsg, PortSlot, for_socket};
+use crate::control::{Command, Counters};
 use crate::error::{InsertDtmfError, RtcError};
 use crate::event::PeerEvent;
 use crate::peer::{Peer, PeerConfig, Transmit};
+use crate::port::{Adopted, PortMsg, PortSlot};
 use crate::record::{PcapngRecorder, RecordError};
+use crate::udp::{for_socket, recv_queued};
 
 /// Default time without any datagram from the remote after which a call is ended.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,19 +24,6 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// timer has millisecond ticks and wakes up to a tick late, while a task that yields keeps its
 /// worker awake, so the event goes out on time. Longer windows cost CPU and measured no better.
 pub const DEFAULT_YIELD_WINDOW: Duration = Duration::from_millis(2);
-
-/// What the application asks of a running call.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Insert {
-        tones: String,
-        duration_ms: u32,
-        gap_ms: u32,
-        reply: oneshot::Sender<Result<(), DtmfError>>,
-    },
-    CanInsert(oneshot::Sender<bool>),
-    Close,
-}
 
 /// Where a call's datagrams come from and go to.
 #[derive(Debug)]
@@ -221,13 +209,6 @@ impl Drop for Release {
     }
 }
 
-/// The call's counters, updated by whoever runs it.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) datagrams_in: AtomicU64,
-    pub(crate) datagrams_out: AtomicU64,
-}
-
 /// A snapshot of a call's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -383,18 +364,6 @@ async fn wait_until(
             tokio::task::yield_now().await;
         }
     }
-}
-
-/// One datagram already queued in the socket, read with a direct non-blocking `recvfrom`. tokio's
-/// `try_recv_from` is not enough: after a stall the runtime can wake the timer before it has seen the
-/// socket become readable, and then reports `WouldBlock` with datagrams waiting.
-pub(crate) fn recv_queued(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    let sock = socket2::SockRef::from(socket);
-    // SAFETY: `recv_from` only writes initialized bytes into the buffer, and `u8` and
-    // `MaybeUninit<u8>` have the same layout.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-    let (n, from) = sock.recv_from(uninit).ok()?;
-    Some((n, from.as_socket()?))
 }
 
 /// How many queued datagrams one wake-up reads before its timers run.

@@ -71,13 +71,16 @@
 pub mod audio;
 pub mod call;
 pub mod codec;
+mod control;
 mod dtls;
 pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod negotiation;
 pub mod peer;
+mod port;
 pub mod record;
+mod udp;
 
 pub use call::{Call, CallControl, CallHandle, CallStats};
 pub use codec::AudioCodec;

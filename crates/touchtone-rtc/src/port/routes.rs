@@ -1,7 +1,7 @@
 //! Which call a datagram on a shared port is for.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Remote addresses one call may be reached from (ICE candidate pairs that checked).
 const MAX_ADDRS_PER_CALL: usize = 8;
@@ -96,22 +96,6 @@ impl<T> Routes<T> {
     }
 }
 
-/// An IPv4 peer seen through a dual-stack socket arrives as `::ffff:a.b.c.d`: the plain IPv4 address.
-pub(super) fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
-}
-
-/// The address to send to from `socket_addr`'s family: IPv4 destinations through an IPv6 socket are
-/// written as IPv4-mapped IPv6 addresses.
-pub(crate) fn for_socket(socket_addr: SocketAddr, dst: SocketAddr) -> SocketAddr {
-    match (socket_addr, dst) {
-        (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
-            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
-        }
-        _ => dst,
-    }
-}
-
 /// The local ufrag of a STUN Binding request's USERNAME (`local:remote`, RFC 8445 7.2.2), if `data` is one.
 pub(super) fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
     // Header: type (Binding request 0x0001), length, magic cookie, transaction id.
@@ -189,13 +173,5 @@ mod tests {
         assert_eq!(r.remove(1), Some(()));
         assert!(r.by_addr.is_empty() && r.by_ufrag.is_empty());
         assert_eq!(key(&mut r, a, b"\x16dtls"), None, "gone with the call");
-    }
-
-    #[test]
-    fn ipv4_peers_on_a_dual_stack_socket() {
-        let mapped: SocketAddr = "[::ffff:10.1.2.3]:4000".parse().unwrap();
-        assert_eq!(canonical(mapped), "10.1.2.3:4000".parse().unwrap());
-        let v6sock: SocketAddr = "[::]:3478".parse().unwrap();
-        assert_eq!(for_socket(v6sock, "10.1.2.3:4000".parse().unwrap()), mapped);
     }
 }

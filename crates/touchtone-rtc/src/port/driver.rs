@@ -20,11 +20,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::PortCounters;
-use super::routes::{Routes, canonical, for_socket, stun_local_ufrag};
-use crate::call::{Command, Counters, recv_queued};
+use super::routes::{Routes, stun_local_ufrag};
+use crate::control::{Command, Counters};
 use crate::event::PeerEvent;
 use crate::peer::{Peer, Transmit};
 use crate::record::PcapngRecorder;
+use crate::udp::{canonical, for_socket, recv_queued};
 
 /// Datagrams kept for a call that has its routes but is not running yet (its answer is on its way).
 const WAITING_LIMIT: usize = 64;
