@@ -39,18 +39,21 @@
 
 #![warn(missing_docs)]
 
+mod digit;
 mod error;
 mod inband;
 pub mod net;
 mod ogg_opus;
 mod pcap;
+mod read;
 mod resample;
 mod rfc4733;
 mod stream;
 mod wav;
 
+pub use digit::{WavDigit, WavOptions};
 pub use error::{CaptureError, OpusFileError, Truncation, WavError};
-pub use inband::{WavDigit, WavDigits, WavOptions, detect_in_wav, read_mono_8k};
+pub use inband::{WavDigits, detect_in_wav, read_mono_8k};
 pub use net::{UdpSlice, udp_in_frame};
 pub use ogg_opus::{OpusDigits, OpusHead, detect_in_ogg_opus, write_ogg_opus};
 pub use pcap::{CaptureReader, Datagram, MAX_BLOCK};

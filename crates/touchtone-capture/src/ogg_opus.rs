@@ -4,9 +4,10 @@
 
 use std::io::{Read, Write};
 
+use crate::digit::{WavDigit, WavOptions};
 use crate::error::OpusFileError;
-use crate::inband::{WavDigit, WavOptions};
-use crate::stream::{Block, BlockSource, DetectorBank, DigitStream, NoChannel, read_fill};
+use crate::read::read_fill;
+use crate::stream::{Block, BlockSource, DetectorBank, DigitStream, NoChannel};
 use ogg::reading::{BasePacketReader, OggReadError, PageParser};
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 use opus::{Application, Bitrate, Channels, Decoder, Encoder};

@@ -2,11 +2,10 @@
 //! reads a recording block by block and hands out the digits found before any error.
 
 use std::collections::VecDeque;
-use std::io::Read;
 
 use touchtone::inband::Detector;
 
-use crate::inband::{WavDigit, WavOptions};
+use crate::digit::{WavDigit, WavOptions};
 
 /// The channel asked for is not in the recording.
 pub(crate) struct NoChannel {
@@ -175,18 +174,4 @@ impl<S: BlockSource, P: FnMut(u64)> Iterator for DigitStream<S, P> {
             }
         }
     }
-}
-
-/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-pub(crate) fn read_fill<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

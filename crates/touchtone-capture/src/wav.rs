@@ -6,7 +6,7 @@ use std::io::Read;
 use touchtone::inband::g711;
 
 use crate::error::{Truncation, WavError};
-use crate::stream::read_fill;
+use crate::read::read_fill;
 
 /// The sample encoding of a WAV data chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
