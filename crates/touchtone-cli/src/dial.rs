@@ -59,8 +59,7 @@ impl Printer {
                 json_line(&EventLine::of(peer, ev, self.start));
             }
             Format::Text => match ev {
-                ev if ev.state().is_some() => {
-                    let (kind, state) = ev.state().expect("a state change");
+                _ if let Some((kind, state)) = ev.state() => {
                     outln!("{peer}: {kind} state changed to: {state}")
                 }
                 PeerEvent::Candidate(c) => outln!("{peer}: ICE candidate: {c}"),

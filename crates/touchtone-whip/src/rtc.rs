@@ -303,19 +303,15 @@ impl<'a> EventLine<'a> {
     pub fn of(peer: &'a str, ev: &'a PeerEvent, start: Instant) -> Self {
         let t = |at: Instant| ms(at.saturating_duration_since(start).as_secs_f64() * 1000.0);
         let now = t(Instant::now());
+        if let Some((kind, state)) = ev.state() {
+            return EventLine::State {
+                t_ms: now,
+                peer,
+                kind,
+                state,
+            };
+        }
         match ev {
-            PeerEvent::Signaling(_)
-            | PeerEvent::IceGathering(_)
-            | PeerEvent::IceConnection(_)
-            | PeerEvent::Connection(_) => {
-                let (kind, state) = ev.state().expect("a state change");
-                EventLine::State {
-                    t_ms: now,
-                    peer,
-                    kind,
-                    state,
-                }
-            }
             PeerEvent::Candidate(c) => EventLine::Candidate {
                 t_ms: now,
                 peer,
