@@ -374,7 +374,7 @@ impl Driver {
                     break;
                 };
                 self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
-                self.receive(now, canonical(src), &buf[..n]);
+                self.receive(now, canonical(src), &buf[..n], home);
             }
         }
         self.buf = buf;
@@ -413,23 +413,25 @@ impl Driver {
                 now = Instant::now();
             }
             self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
-            self.receive(now, canonical(src), &buf[..n]);
+            self.receive(now, canonical(src), &buf[..n], self.share.index);
         }
         self.buf = buf;
     }
 
-    /// Hands a datagram read on one of the port's sockets to its call, here or at the task that runs it.
-    fn receive(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+    /// Hands a datagram read on the socket of task `home` to its call, here or at the task that runs it.
+    fn receive(&mut self, now: Instant, src: SocketAddr, data: &[u8], home: usize) {
         let n = self.share.peers.len();
         if n > 1 && !self.routes.knows(src) {
-            // A STUN check names its call; anything else goes where its address's checks went.
+            // A STUN check names its call; anything else goes where its address's checks went. An
+            // address the port's book has forgotten (its checks all reach the task that runs its call,
+            // which needs no book) goes to the task whose socket it came to.
             let to = match stun_local_ufrag(data) {
                 Some(ufrag) => {
                     let to = owner(ufrag, n);
                     self.share.owners.learn(src, to, now);
                     Some(to)
                 }
-                None => self.share.owners.get(src),
+                None => self.share.owners.get(src).or(Some(home)),
             };
             if let Some(to) = to.filter(|to| *to != self.share.index) {
                 let data = data.to_vec();
@@ -608,5 +610,43 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_book_forgets_what_no_check_renewed() {
+        let owners = Owners::default();
+        let t0 = Instant::now();
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:5000".parse().unwrap(),
+            "10.0.0.2:5000".parse().unwrap(),
+        );
+        owners.learn(a, 1, t0);
+        owners.learn(b, 0, t0);
+        assert_eq!(owners.get(a), Some(1));
+        assert_eq!(owners.get(b), Some(0));
+        // `a` keeps sending checks, `b` does not: past the TTL only `a` is left.
+        owners.learn(a, 1, t0 + OWNER_TTL);
+        owners.learn(a, 1, t0 + OWNER_TTL * 2);
+        assert_eq!(owners.get(a), Some(1));
+        assert_eq!(owners.get(b), None);
+    }
+
+    #[test]
+    fn calls_spread_over_the_tasks_by_ufrag() {
+        let mut per_task = [0usize; 4];
+        for i in 0..4000 {
+            per_task[owner(&format!("u{i:07x}"), 4)] += 1;
+        }
+        assert!(
+            per_task.iter().all(|n| (800..1200).contains(n)),
+            "{per_task:?}"
+        );
+        assert_eq!(owner("anything", 1), 0);
+        assert_eq!(owner("anything", 0), 0, "no tasks is treated as one");
     }
 }
