@@ -156,19 +156,39 @@ pub(super) struct Owners {
 #[derive(Default)]
 struct OwnersInner {
     by_addr: HashMap<SocketAddr, (usize, Instant)>,
+    /// The ufrags of the port's calls: a check for another ufrag teaches nothing.
+    ufrags: std::collections::HashSet<String>,
     swept: Option<Instant>,
 }
 
 impl Owners {
-    /// Records that `src`'s datagrams are for task `task`, heard at `now`; forgets addresses not
-    /// heard of for [`OWNER_TTL`].
-    fn learn(&self, src: SocketAddr, task: usize, now: Instant) {
+    /// A call with this ufrag is on the port from now on.
+    pub(super) fn add_ufrag(&self, ufrag: &str) {
         let mut o = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        o.ufrags.insert(ufrag.to_string());
+    }
+
+    /// The call with this ufrag has left the port.
+    fn remove_ufrag(&self, ufrag: &str) {
+        let mut o = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        o.ufrags.remove(ufrag);
+    }
+
+    /// For a STUN check from `src` for a call of the port with `ufrag`: records that `src`'s
+    /// datagrams are for that call's task (of `n`), heard at `now`, and returns the task. A check for
+    /// an unknown ufrag changes nothing (`None`). Forgets addresses not heard of for [`OWNER_TTL`].
+    fn learn(&self, src: SocketAddr, ufrag: &str, n: usize, now: Instant) -> Option<usize> {
+        let mut o = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if !o.ufrags.contains(ufrag) {
+            return None;
+        }
+        let task = owner(ufrag, n);
         o.by_addr.insert(src, (task, now));
         if o.swept.is_none_or(|t| now >= t + OWNER_TTL) {
             o.swept = Some(now);
             o.by_addr.retain(|_, (_, seen)| now < *seen + OWNER_TTL);
         }
+        Some(task)
     }
 
     /// The task that runs the call of `src`'s datagrams, if known.
@@ -426,11 +446,7 @@ impl Driver {
             // address the port's book has forgotten (its checks all reach the task that runs its call,
             // which needs no book) goes to the task whose socket it came to.
             let to = match stun_local_ufrag(data) {
-                Some(ufrag) => {
-                    let to = owner(ufrag, n);
-                    self.share.owners.learn(src, to, now);
-                    Some(to)
-                }
+                Some(ufrag) => self.share.owners.learn(src, ufrag, n, now),
                 None => self.share.owners.get(src).or(Some(home)),
             };
             if let Some(to) = to.filter(|to| *to != self.share.index) {
@@ -495,7 +511,8 @@ impl Driver {
             if call.peer.is_closed() {
                 refile(&mut self.timers, key, &mut l.timer, None);
                 refile(&mut self.windows, key, &mut l.window, None);
-                if let Some(Slot::Live(l)) = self.routes.remove(key) {
+                if let Some((ufrag, Slot::Live(l))) = self.routes.remove(key) {
+                    self.share.owners.remove_ufrag(&ufrag);
                     l.call.ended.store(true, Ordering::Release);
                 }
                 self.counters.calls.fetch_sub(1, Ordering::Relaxed);
@@ -536,7 +553,8 @@ impl Driver {
                 self.routes.insert(key, ufrag, Slot::Waiting(Vec::new()));
             }
             PortMsg::Unregister { key } => {
-                if self.routes.remove(key).is_some() {
+                if let Some((ufrag, _)) = self.routes.remove(key) {
+                    self.share.owners.remove_ufrag(&ufrag);
                     self.counters.calls.fetch_sub(1, Ordering::Relaxed);
                 }
             }
@@ -625,15 +643,33 @@ mod tests {
             "10.0.0.1:5000".parse().unwrap(),
             "10.0.0.2:5000".parse().unwrap(),
         );
-        owners.learn(a, 1, t0);
-        owners.learn(b, 0, t0);
-        assert_eq!(owners.get(a), Some(1));
-        assert_eq!(owners.get(b), Some(0));
+        let (ua, ub) = ("ua", "ub");
+        owners.add_ufrag(ua);
+        owners.add_ufrag(ub);
+        let (ta, tb) = (owner(ua, 4), owner(ub, 4));
+        assert_eq!(owners.learn(a, ua, 4, t0), Some(ta));
+        assert_eq!(owners.learn(b, ub, 4, t0), Some(tb));
+        assert_eq!(owners.get(a), Some(ta));
+        assert_eq!(owners.get(b), Some(tb));
         // `a` keeps sending checks, `b` does not: past the TTL only `a` is left.
-        owners.learn(a, 1, t0 + OWNER_TTL);
-        owners.learn(a, 1, t0 + OWNER_TTL * 2);
-        assert_eq!(owners.get(a), Some(1));
+        owners.learn(a, ua, 4, t0 + OWNER_TTL);
+        assert_eq!(owners.get(a), Some(ta));
         assert_eq!(owners.get(b), None);
+    }
+
+    #[test]
+    fn checks_for_unknown_ufrags_teach_the_book_nothing() {
+        let owners = Owners::default();
+        let now = Instant::now();
+        for p in 0..1000u16 {
+            let spoofed = SocketAddr::new([10, 9, 8, 7].into(), p);
+            assert_eq!(owners.learn(spoofed, "nobody", 2, now), None);
+        }
+        assert_eq!(owners.inner.read().unwrap().by_addr.len(), 0);
+        owners.add_ufrag("gone");
+        owners.remove_ufrag("gone");
+        let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        assert_eq!(owners.learn(a, "gone", 2, now), None, "its call has left");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(crate) struct PortCounters {
 /// A running port: its tasks' channels; dropping it ends every call on it.
 pub(crate) struct Port {
     tasks: Vec<mpsc::UnboundedSender<PortMsg>>,
+    owners: Arc<driver::Owners>,
     next_key: AtomicU64,
     counters: Arc<PortCounters>,
 }
@@ -74,6 +75,7 @@ impl Port {
         }
         let port = Port {
             tasks: txs,
+            owners,
             next_key: AtomicU64::new(0),
             counters,
         };
@@ -85,6 +87,7 @@ impl Port {
     pub(crate) fn register(&self, ufrag: String) -> io::Result<PortSlot> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let tx = &self.tasks[driver::owner(&ufrag, self.tasks.len())];
+        self.owners.add_ufrag(&ufrag);
         tx.send(PortMsg::Register { key, ufrag })
             .map_err(|_| io::Error::other("the shared UDP port has stopped"))?;
         // Counted here, so that the count includes the call at once; its task counts it out.

@@ -45,14 +45,14 @@ impl<T> Routes<T> {
         );
     }
 
-    /// Forgets call `key` and every way to it; returns what the port kept for it.
-    pub(super) fn remove(&mut self, key: u64) -> Option<T> {
+    /// Forgets call `key` and every way to it; returns its ufrag and what the port kept for it.
+    pub(super) fn remove(&mut self, key: u64) -> Option<(String, T)> {
         let r = self.calls.remove(&key)?;
         self.by_ufrag.remove(&r.ufrag);
         for a in r.addrs {
             self.by_addr.remove(&a);
         }
-        Some(r.call)
+        Some((r.ufrag, r.call))
     }
 
     /// What the port keeps for call `key`.
@@ -170,7 +170,7 @@ mod tests {
         }
         assert_eq!(r.calls[&1].addrs.len(), MAX_ADDRS_PER_CALL);
         assert_eq!(r.by_addr.len(), MAX_ADDRS_PER_CALL);
-        assert_eq!(r.remove(1), Some(()));
+        assert_eq!(r.remove(1), Some(("abcd".to_string(), ())));
         assert!(r.by_addr.is_empty() && r.by_ufrag.is_empty());
         assert_eq!(key(&mut r, a, b"\x16dtls"), None, "gone with the call");
     }
