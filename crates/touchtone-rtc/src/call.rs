@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::control::{Command, Counters};
+use crate::control::{Command, Counters, pass_on};
 use crate::error::{InsertDtmfError, RtcError};
 use crate::event::PeerEvent;
 use crate::peer::{Peer, PeerConfig, Transmit};
@@ -410,18 +410,7 @@ async fn run(
     tokio::pin!(sleep);
     loop {
         // Events first: the application hears of a tone change before the datagrams go out.
-        while let Some(ev) = peer.poll_event() {
-            let _ = ev_tx.send(ev);
-        }
-        while let Some(r) = peer.poll_rtp_record() {
-            if let Some(rec) = recorder.as_mut()
-                && let Err(e) = rec.write(&r)
-            {
-                tracing::warn!("call {}: {e}; recording stopped", peer.local_addr());
-                recorder = None;
-                peer.set_record_rtp(false);
-            }
-        }
+        pass_on(&mut peer, &ev_tx, &mut recorder);
         while let Some(Transmit {
             destination: dst,
             contents: data,
@@ -472,13 +461,7 @@ async fn run(
             cmd = cmd_rx.recv(), if commands_open => {
                 let now = Instant::now();
                 match cmd {
-                    Some(Command::Insert { tones, duration_ms, gap_ms, reply }) => {
-                        let _ = reply.send(peer.insert_dtmf(now, &tones, duration_ms, gap_ms));
-                    }
-                    Some(Command::CanInsert(reply)) => {
-                        let _ = reply.send(peer.can_insert_dtmf());
-                    }
-                    Some(Command::Close) => peer.close(now),
+                    Some(cmd) => cmd.apply(&mut peer, now),
                     None => {
                         commands_open = false;
                         peer.close(now);

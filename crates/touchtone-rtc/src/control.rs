@@ -1,10 +1,15 @@
-//! What the application asks of a running call and the counters it reads back, shared by a call's own
-//! task and the port's tasks.
+//! The application's side of a running call: what it asks, what it hears and the counters it reads back,
+//! shared by a call's own task and the port's tasks.
 
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use touchtone::DtmfError;
+
+use crate::event::PeerEvent;
+use crate::peer::Peer;
+use crate::record::PcapngRecorder;
 
 /// What the application asks of a running call.
 #[derive(Debug)]
@@ -17,6 +22,47 @@ pub(crate) enum Command {
     },
     CanInsert(oneshot::Sender<bool>),
     Close,
+}
+
+impl Command {
+    /// Carries the command out on `peer` at `now`, answering it where it asks for an answer.
+    pub(crate) fn apply(self, peer: &mut Peer, now: Instant) {
+        match self {
+            Command::Insert {
+                tones,
+                duration_ms,
+                gap_ms,
+                reply,
+            } => {
+                let _ = reply.send(peer.insert_dtmf(now, &tones, duration_ms, gap_ms));
+            }
+            Command::CanInsert(reply) => {
+                let _ = reply.send(peer.can_insert_dtmf());
+            }
+            Command::Close => peer.close(now),
+        }
+    }
+}
+
+/// Passes the peer's queued events to the application (which may have stopped listening) and its RTP
+/// records to `recorder`; the first failed write stops the recording.
+pub(crate) fn pass_on(
+    peer: &mut Peer,
+    events: &mpsc::UnboundedSender<PeerEvent>,
+    recorder: &mut Option<PcapngRecorder>,
+) {
+    while let Some(ev) = peer.poll_event() {
+        let _ = events.send(ev);
+    }
+    while let Some(r) = peer.poll_rtp_record() {
+        if let Some(rec) = recorder.as_mut()
+            && let Err(e) = rec.write(&r)
+        {
+            tracing::warn!("call {}: {e}; recording stopped", peer.local_addr());
+            *recorder = None;
+            peer.set_record_rtp(false);
+        }
+    }
 }
 
 /// The call's counters, updated by whoever runs it.

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::PortCounters;
 use super::routes::{Routes, stun_local_ufrag};
-use crate::control::{Command, Counters};
+use crate::control::{Command, Counters, pass_on};
 use crate::event::PeerEvent;
 use crate::peer::{Peer, Transmit};
 use crate::record::PcapngRecorder;
@@ -514,18 +514,7 @@ impl Driver {
             l.dirty = false;
             let call = &mut l.call;
             // Events first: the application hears of a tone change before the datagrams go out.
-            while let Some(ev) = call.peer.poll_event() {
-                let _ = call.events.send(ev);
-            }
-            while let Some(r) = call.peer.poll_rtp_record() {
-                if let Some(rec) = call.recorder.as_mut()
-                    && let Err(e) = rec.write(&r)
-                {
-                    tracing::warn!("call {}: {e}; recording stopped", call.peer.local_addr());
-                    call.recorder = None;
-                    call.peer.set_record_rtp(false);
-                }
-            }
+            pass_on(&mut call.peer, &call.events, &mut call.recorder);
             while let Some(t) = call.peer.poll_transmit() {
                 call.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
                 self.out.push(t);
@@ -581,14 +570,16 @@ impl Driver {
                 }
             }
             PortMsg::Adopt { key, call } => {
+                // Only a registered call that has not run yet can be adopted (a slot adopts once).
                 let Some(slot) = self.routes.get_mut(key) else {
                     call.ended.store(true, Ordering::Release);
                     return;
                 };
-                let waiting = match slot {
-                    Slot::Waiting(q) => std::mem::take(q),
-                    Slot::Live(_) => Vec::new(),
+                let Slot::Waiting(waiting) = slot else {
+                    call.ended.store(true, Ordering::Release);
+                    return;
                 };
+                let waiting = std::mem::take(waiting);
                 let mut live = Box::new(Live {
                     call: *call,
                     timer: None,
@@ -613,21 +604,7 @@ impl Driver {
                 let Some(Slot::Live(l)) = self.routes.get_mut(key) else {
                     return; // Ended: the reply channel drops, the caller hears so.
                 };
-                let peer = &mut l.call.peer;
-                match cmd {
-                    Command::Insert {
-                        tones,
-                        duration_ms,
-                        gap_ms,
-                        reply,
-                    } => {
-                        let _ = reply.send(peer.insert_dtmf(now, &tones, duration_ms, gap_ms));
-                    }
-                    Command::CanInsert(reply) => {
-                        let _ = reply.send(peer.can_insert_dtmf());
-                    }
-                    Command::Close => peer.close(now),
-                }
+                cmd.apply(&mut l.call.peer, now);
                 mark(&mut self.dirty, key, l);
             }
             PortMsg::Released { key } => {
