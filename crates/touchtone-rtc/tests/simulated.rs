@@ -349,3 +349,32 @@ fn calls_connect_through_20_percent_loss() {
         failed.len()
     );
 }
+
+#[test]
+fn a_frame_leaves_in_the_wake_up_that_wrote_it() {
+    // Once connected, a peer's timers run once per 20 ms audio frame: the frame's packet is sent in
+    // that same run, not from a second wake-up str0m asks for at the same instant.
+    let mut p = Pair::new(PeerConfig::default(), PeerConfig::default());
+    p.connect();
+    let start = p.now;
+    let (mut runs, mut frames) = (0, 0);
+    while p.now < start + Duration::from_secs(2) {
+        while p.a.poll_transmit().is_some() {}
+        while p.b.poll_transmit().is_some() {}
+        let next = p.a.poll_timeout().expect("a connected peer has a timer");
+        assert!(next >= p.now, "a timer due in the past was left");
+        p.now = next;
+        p.a.handle_timeout(p.now).unwrap();
+        runs += 1;
+        let sent = std::iter::from_fn(|| p.a.poll_transmit())
+            .filter(|t| rtp_pt_seq(&t.contents).is_some())
+            .count();
+        frames += sent;
+        assert!(
+            p.a.poll_timeout().is_some_and(|t| t > p.now),
+            "a run left work due at the same instant"
+        );
+    }
+    assert!((99..=101).contains(&frames), "{frames} frames in 2 s");
+    assert!(runs <= frames + 10, "{runs} timer runs for {frames} frames");
+}

@@ -337,6 +337,13 @@ impl Peer {
                 }
             }
         }
+        // What was just written is queued in str0m, which asks for a timeout at once to send it.
+        if let Some(rtc) = self.rtc.as_mut()
+            && self.rtc_timeout <= now
+        {
+            rtc.handle_input(Input::Timeout(now))?;
+            self.drain()?;
+        }
         for r in &mut self.receivers {
             r.handle_timeout(now);
         }
