@@ -64,6 +64,7 @@ impl Peer {
         );
         self.seq += 1;
         self.packets_out += 1;
-        self.drain()
+        // Sent by the str0m timeout that ends `handle_timeout`.
+        Ok(())
     }
 }

@@ -296,6 +296,7 @@ impl Peer {
             self.drain()?;
         }
         self.run_playout(now);
+        let packets_out = self.packets_out;
         while let Some(p) = self.sender.poll_packet() {
             if self.generator.is_some() {
                 continue; // In-band mode: the tones travel as audio.
@@ -337,9 +338,9 @@ impl Peer {
                 }
             }
         }
-        // What was just written is queued in str0m, which asks for a timeout at once to send it.
+        // What was just written is queued in str0m; its timeout at `now` sends it.
         if let Some(rtc) = self.rtc.as_mut()
-            && self.rtc_timeout <= now
+            && (self.packets_out != packets_out || self.rtc_timeout <= now)
         {
             rtc.handle_input(Input::Timeout(now))?;
             self.drain()?;
