@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Each call: the client (`touchtone_rtc::Call`, one UDP port each) posts its offer to `POST /whip`,
-//! follows the server's events (`GET /whip/{id}/events`), and once both sides are connected runs
+//! follows the server's events (`GET /whip/{id}/events?types=state,digit,closed`: the ones it checks), and once both sides are connected runs
 //! rounds: the client dials a few digits (`insert_dtmf`) while the server dials others
 //! (`POST /whip/{id}/dtmf`). Every key-up is checked against what was dialed: lost, duplicated, stray
 //! (not dialed in this round), out of order, and a duration more than `--tolerance-ms` (one packet
@@ -609,7 +609,7 @@ async fn open_events(
 ) -> std::io::Result<mpsc::UnboundedReceiver<Sse>> {
     let mut conn = BufReader::new(TcpStream::connect(addr).await?);
     let req = format!(
-        "GET {location}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+        "GET {location}/events?types=state,digit,closed HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
     );
     conn.get_mut().write_all(req.as_bytes()).await?;
     let (status, headers) = read_head(&mut conn).await?;

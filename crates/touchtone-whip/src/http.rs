@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -261,7 +261,52 @@ async fn hang_up(State(hub): State<Hub>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn events(State(hub): State<Hub>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+/// The query of `GET /whip/{id}/events`.
+#[derive(Deserialize)]
+struct EventsQuery {
+    /// Comma-separated event types to send (all when absent).
+    types: Option<String>,
+}
+
+/// The event types a subscriber asked for in `types` (`None`: all), or what is wrong with it.
+fn event_types(types: Option<&str>) -> Result<Option<Vec<&'static str>>, String> {
+    let Some(types) = types else {
+        return Ok(None);
+    };
+    let mut wanted = Vec::new();
+    for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match crate::EventLine::KINDS.iter().find(|k| **k == t) {
+            Some(k) => wanted.push(*k),
+            None => {
+                return Err(format!(
+                    "unknown event type {t:?} (expected some of {})",
+                    crate::EventLine::KINDS.join(", ")
+                ));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Err("types names no event type".into());
+    }
+    Ok(Some(wanted))
+}
+
+/// The `type` of an event object (`{"type":"digit",...}`).
+fn event_type(json: &str) -> Option<&str> {
+    let rest = json.strip_prefix(r#"{"type":""#)?;
+    rest.split_once('"').map(|(t, _)| t)
+}
+
+async fn events(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let wanted = match event_types(query.types.as_deref()) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidQuery", e),
+    };
     let last_seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -278,14 +323,25 @@ async fn events(State(hub): State<Hub>, Path(id): Path<String>, headers: HeaderM
             return resp;
         }
     };
-    let stream = sub.into_stream().map(|ev| {
-        Ok::<_, Infallible>(match ev {
-            CallEvent::Event { id, json } => Event::default().id(id.to_string()).data(&*json),
-            CallEvent::Lagged { missed } => Event::default()
-                .event("lagged")
-                .data(format!("{{\"missed\":{missed}}}")),
+    let stream = sub
+        .into_stream()
+        .filter(move |ev| {
+            let keep = match (&wanted, ev) {
+                (Some(wanted), CallEvent::Event { json, .. }) => {
+                    event_type(json).is_some_and(|t| wanted.contains(&t))
+                }
+                _ => true,
+            };
+            std::future::ready(keep)
         })
-    });
+        .map(|ev| {
+            Ok::<_, Infallible>(match ev {
+                CallEvent::Event { id, json } => Event::default().id(id.to_string()).data(&*json),
+                CallEvent::Lagged { missed } => Event::default()
+                    .event("lagged")
+                    .data(format!("{{\"missed\":{missed}}}")),
+            })
+        });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()

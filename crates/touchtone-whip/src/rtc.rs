@@ -284,6 +284,18 @@ pub enum EventLine<'a> {
 }
 
 impl<'a> EventLine<'a> {
+    /// Every [`kind`](Self::kind) there is.
+    pub const KINDS: [&'static str; 8] = [
+        "state",
+        "candidate",
+        "tonechange",
+        "negotiated",
+        "other",
+        "keydown",
+        "digit",
+        "closed",
+    ];
+
     /// The `type` field: `state`, `candidate`, `tonechange`, `negotiated`, `other`, `keydown`,
     /// `digit` or `closed`.
     pub fn kind(&self) -> &'static str {
@@ -395,6 +407,7 @@ mod tests {
         for line in lines {
             let v: serde_json::Value = serde_json::to_value(&line).unwrap();
             assert_eq!(v["type"], line.kind());
+            assert!(EventLine::KINDS.contains(&line.kind()));
             assert!(
                 serde_json::to_string(&line)
                     .unwrap()

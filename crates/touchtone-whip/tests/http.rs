@@ -380,6 +380,73 @@ async fn events_have_ids_and_a_reconnect_resumes_after_the_last_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_can_ask_for_some_event_types_only() {
+    let srv = start(config()).await;
+    let location = post_sdp(srv.addr, &offer())
+        .await
+        .header("location")
+        .unwrap();
+    let events = format!("{location}/events");
+    let mut all = SseReader::open(srv.addr, &events, &[]).await.unwrap();
+    let mut some = SseReader::open(srv.addr, &format!("{events}?types=negotiated,closed"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        request(srv.addr, "DELETE", &location, &[], b"")
+            .await
+            .status,
+        200
+    );
+    let mut every = vec![];
+    while let Some(ev) = all.next().await {
+        every.push(ev);
+    }
+    let mut picked = vec![];
+    while let Some(ev) = some.next().await {
+        picked.push(ev);
+    }
+    let kind =
+        |data: &str| serde_json::from_str::<serde_json::Value>(data).unwrap()["type"].clone();
+    let kinds: Vec<_> = picked.iter().map(|e| kind(&e.data)).collect();
+    assert_eq!(kinds, ["negotiated", "closed"], "{picked:?}");
+    // The same events, with the ids they have in the whole stream (so Last-Event-ID still resumes).
+    let expected: Vec<_> = every
+        .iter()
+        .filter(|e| ["negotiated", "closed"].contains(&kind(&e.data).as_str().unwrap()))
+        .map(|e| (e.id.clone(), e.data.clone()))
+        .collect();
+    let got: Vec<_> = picked
+        .iter()
+        .map(|e| (e.id.clone(), e.data.clone()))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(every.len() > picked.len(), "{every:?}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_event_type_is_refused() {
+    let srv = start(config()).await;
+    let location = post_sdp(srv.addr, &offer())
+        .await
+        .header("location")
+        .unwrap();
+    for query in ["types=digit,keyup", "types=", "types=,"] {
+        let r = request(
+            srv.addr,
+            "GET",
+            &format!("{location}/events?{query}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 400, "{query}");
+        assert!(r.body.contains("InvalidQuery"), "{query}: {}", r.body);
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_subscriber_is_told() {
     let srv = start(WhipConfig {
         history_per_call: 2,
