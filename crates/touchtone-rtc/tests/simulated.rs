@@ -378,3 +378,56 @@ fn a_frame_leaves_in_the_wake_up_that_wrote_it() {
     assert!((99..=101).contains(&frames), "{frames} frames in 2 s");
     assert!(runs <= frames + 10, "{runs} timer runs for {frames} frames");
 }
+
+/// Audio packets from `a` that reached `b` between `from` and `to`.
+fn audio_frames(p: &Pair, from: std::time::Instant, to: std::time::Instant) -> usize {
+    let audio_pt = *p.a.negotiated().unwrap().audio_pt;
+    p.b_received
+        .iter()
+        .filter(|(at, d)| {
+            *at >= from && *at < to && rtp_pt_seq(d).is_some_and(|(pt, _)| pt == audio_pt)
+        })
+        .count()
+}
+
+#[test]
+fn dtx_sends_a_twentieth_of_the_silence_and_every_digit() {
+    let dtx = |codec| PeerConfig {
+        codecs: vec![codec],
+        dtx: true,
+        ..PeerConfig::default()
+    };
+    // Opus: one silence frame per 400 ms instead of 50 per second.
+    let mut p = Pair::new(dtx(AudioCodec::Opus), PeerConfig::default());
+    p.connect();
+    let t0 = p.now;
+    p.run_until(|p| p.now >= t0 + Duration::from_secs(4));
+    let quiet = audio_frames(&p, t0, p.now);
+    assert!((9..=11).contains(&quiet), "{quiet} frames in 4 s");
+    // Digits go out as always, and the silence after them starts with a frame.
+    let t1 = p.now;
+    p.a.insert_dtmf(t1, "159", 100, 70).unwrap();
+    p.run_until(|p| p.now >= t1 + Duration::from_secs(2));
+    let heard: Vec<(char, u128)> = p
+        .b_events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PeerEvent::KeyUp(d) => Some((d.tone.unwrap(), d.duration.as_millis())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(heard.iter().map(|h| h.0).collect::<String>(), "159");
+    assert!(heard.iter().all(|h| h.1.abs_diff(100) <= 20), "{heard:?}");
+    let after = audio_frames(&p, t1, p.now);
+    assert!(
+        (5..=12).contains(&after),
+        "{after} frames in 2 s with 3 digits"
+    );
+    // The callee, without DTX, sends every frame; so does a PCMU caller with it.
+    let mut q = Pair::new(dtx(AudioCodec::Pcmu), PeerConfig::default());
+    q.connect();
+    let t2 = q.now;
+    q.run_until(|q| q.now >= t2 + Duration::from_secs(2));
+    let pcmu = audio_frames(&q, t2, q.now);
+    assert!((99..=101).contains(&pcmu), "{pcmu} PCMU frames in 2 s");
+}
