@@ -28,7 +28,7 @@ impl Peer {
             return false;
         }
         let every = (DTX_INTERVAL.as_millis() / FRAME.as_millis()) as u32;
-        let skip = self.dtx_run % every != 0;
+        let skip = !self.dtx_run.is_multiple_of(every);
         self.dtx_run = self.dtx_run.wrapping_add(1);
         skip
     }
