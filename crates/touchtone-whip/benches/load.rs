@@ -597,7 +597,8 @@ impl Http {
 #[derive(Debug)]
 enum Sse {
     Connected(Instant),
-    Digit(char, f64),
+    /// A key-up: the key, its duration in ms, and why it ended when not by an end packet.
+    Digit(char, f64, Option<touchtone::EndCause>),
     Closed(Instant),
     Ended,
 }
@@ -655,6 +656,11 @@ async fn open_events(
                             .and_then(|d| d.chars().next())
                             .unwrap_or('?'),
                         v["duration_ms"].as_f64().unwrap_or(f64::NAN),
+                        match v["end"].as_str() {
+                            Some("timeout") => Some(touchtone::EndCause::Timeout),
+                            Some("next-event") => Some(touchtone::EndCause::NewEvent),
+                            _ => None,
+                        },
                     ),
                     Some("closed") => Sse::Closed(Instant::now()),
                     _ => continue,
@@ -902,7 +908,16 @@ impl Live {
                     Some(_) => {}
                 },
                 msg = self.sse.recv(), if !self.sse_ended => match msg {
-                    Some(Sse::Digit(c, ms)) => {
+                    Some(Sse::Digit(c, ms, end)) => {
+                        match end {
+                            Some(touchtone::EndCause::Timeout) => {
+                                ctx.stats.c2s.ended_by_timeout.fetch_add(1, Relaxed);
+                            }
+                            Some(touchtone::EndCause::NewEvent) => {
+                                ctx.stats.c2s.ended_by_next.fetch_add(1, Relaxed);
+                            }
+                            _ => {}
+                        }
                         self.c2s.digit(c, ms, asked, o.tolerance_ms, &ctx.stats.c2s);
                     }
                     Some(Sse::Closed(at)) => self.server_closed = Some(at),
@@ -1541,6 +1556,20 @@ impl Sampler {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Says so when the kernel caps UDP receive buffers below what the server's port asks for (16 MiB):
+/// a busy moment then drops datagrams at the socket.
+fn warn_small_socket_buffers() {
+    let max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if let Some(max) = max.filter(|m| *m < 16 << 20) {
+        eprintln!(
+            "load: net.core.rmem_max is {max} bytes; the server's sockets ask for 16 MiB \
+             (sysctl -w net.core.rmem_max=16777216), else bursts drop datagrams"
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
@@ -1549,6 +1578,7 @@ fn main() {
         return;
     }
     start_stall_probe();
+    warn_small_socket_buffers();
     let opts = match parse_args(&args) {
         Ok(o) => o,
         Err(e) => {

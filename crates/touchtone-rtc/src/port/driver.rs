@@ -33,9 +33,10 @@ const WAITING_LIMIT: usize = 64;
 /// Datagrams one turn reads before it runs the timers; the next turn follows at once.
 const DRAIN_LIMIT: usize = 1024;
 
-/// The socket buffers asked for: a few hundred milliseconds of a thousand calls' audio, so that a
-/// busy moment of the process does not drop datagrams (the kernel caps it at `net.core.rmem_max`).
-const SOCKET_BUFFER: usize = 4 << 20;
+/// The socket buffers asked for, so that a busy moment of the process does not drop datagrams: at 1,000
+/// calls on 2 cores, 4 MiB still dropped a few thousand per 30 s, 16 MiB none (BENCHMARKS.md). The
+/// kernel caps it at `net.core.rmem_max`.
+const SOCKET_BUFFER: usize = 16 << 20;
 
 /// How late a timer must run for its task to read the port's other sockets too before the timers: after
 /// a stall (a paused process), datagrams for its calls may wait there, and must win over the timeouts
