@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `POST /whip` (`application/sdp`) | `201` with the answer and `Location: /whip/{id}`; `400` bad SDP, `408` body too slow, `413` too large, `415` not SDP, `429` too many new calls from this client, `503` full, draining or out of resources (with `Retry-After`) |
 //! | `DELETE /whip/{id}` | hangs up (`404` unknown) |
-//! | `GET /whip/{id}/events` | SSE: each event has an `id:`; a reconnect with `Last-Event-ID` resumes after it; `event: lagged` (`{"missed":N}`) when events were dropped from the bounded history before this subscriber read them |
+//! | `GET /whip/{id}/events[?types=digit,closed]` | SSE: each event has an `id:` (`types` keeps only those event types, ids unchanged); a reconnect with `Last-Event-ID` resumes after it; `event: lagged` (`{"missed":N}`) when events were dropped from the bounded history before this subscriber read them |
 //! | `POST /whip/{id}/dtmf` (`{"tones":"123","duration":100,"gap":70}`) | `200`; `400 InvalidCharacterError`, `409 InvalidStateError`, `404` |
 //! | `GET /healthz`, `GET /metrics` | `ok` (`503 draining` after [`Hub::drain`]); Prometheus counters |
 //!
