@@ -29,6 +29,8 @@ pub struct EndpointStats {
     pub dropped: u64,
     /// Datagrams read by one of the port's tasks and handed to the task running their call.
     pub handed_over: u64,
+    /// Calls moved to the task whose socket their datagrams reach.
+    pub moved: u64,
     /// Calls registered now.
     pub calls: u64,
 }
@@ -120,6 +122,7 @@ impl UdpEndpoint {
             unroutable: c.unroutable.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             handed_over: c.handed_over.load(Ordering::Relaxed),
+            moved: c.moved.load(Ordering::Relaxed),
             calls: c.calls.load(Ordering::Relaxed),
         }
     }

@@ -81,7 +81,11 @@ async fn twenty_calls_share_one_port_and_each_hears_only_its_own_digits() {
     let stats = endpoint.stats();
     assert!(stats.unroutable >= 50, "{stats:?}");
     assert_eq!(stats.dropped, 0, "{stats:?}");
-    assert!(stats.handed_over > 0, "{stats:?}");
+    // A call whose datagrams the kernel gives to another task's socket moves there at the first one
+    // handed over (commands to it still find it): only its first few datagrams are handed over (over
+    // half of them were, with three tasks, before calls moved), however long it runs.
+    assert!(stats.handed_over > 0 && stats.moved > 0, "{stats:?}");
+    assert!(stats.handed_over * 4 < stats.datagrams, "{stats:?}");
     assert_eq!(stats.calls, 0, "routes of ended calls are gone: {stats:?}");
 }
 

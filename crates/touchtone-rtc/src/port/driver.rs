@@ -3,10 +3,12 @@
 //! No task, channel or copy per datagram; per wake-up the same order as a call on its own socket:
 //! tone changes first, then every datagram already queued, then the timers.
 //!
-//! A call belongs to the task its ufrag hashes to ([`owner`]). The kernel picks the socket by the
+//! A call starts at the task its ufrag hashes to ([`owner`]). The kernel picks the socket by the
 //! remote address, so a task may read a datagram of another task's call: a STUN check tells the owner
 //! by its ufrag, the port's [`Owners`] remember the address, and the datagrams from that address are
-//! handed over to the owner.
+//! handed over to the owner. The first datagram handed over moves the call to the task whose socket
+//! its remote address reaches (once per call), so that its datagrams come straight to it from then on
+//! and never wait behind another task's backlog.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -30,6 +32,11 @@ use crate::udp::{canonical, for_socket, recv_queued};
 /// Datagrams kept for a call that has its routes but is not running yet (its answer is on its way).
 const WAITING_LIMIT: usize = 64;
 
+/// Datagrams kept for calls on their way to this task from another (see [`PortMsg::Move`]), and for how
+/// long.
+const ARRIVING_LIMIT: usize = 256;
+const ARRIVING_TTL: Duration = Duration::from_secs(1);
+
 /// Datagrams one turn reads before it runs the timers; the next turn follows at once.
 const DRAIN_LIMIT: usize = 1024;
 
@@ -49,8 +56,19 @@ const OWNER_TTL: Duration = Duration::from_secs(60);
 
 /// What a call's handle and its port tell the port's task.
 pub(crate) enum PortMsg {
-    /// A datagram another task read for a call of this one.
-    Datagram { src: SocketAddr, data: Vec<u8> },
+    /// A datagram another task read for a call of this one, from the socket of task `home`.
+    Datagram {
+        src: SocketAddr,
+        data: Vec<u8>,
+        home: usize,
+    },
+    /// A running call moved here from another task, with the remote addresses that reach it.
+    Move {
+        key: u64,
+        ufrag: String,
+        addrs: Vec<SocketAddr>,
+        live: Box<Live>,
+    },
     /// A call that STUN checks for `ufrag` reach, before it runs.
     Register { key: u64, ufrag: String },
     /// A registered call dropped before it ran.
@@ -82,7 +100,7 @@ enum Slot {
 }
 
 /// A running call and its place in the port's timers.
-struct Live {
+pub(crate) struct Live {
     call: Adopted,
     /// Its entry in the timer set.
     timer: Option<Instant>,
@@ -90,6 +108,8 @@ struct Live {
     window: Option<Instant>,
     /// Whether it is in the list of calls to flush.
     dirty: bool,
+    /// Whether it has moved from the task it started at (a call moves once).
+    moved: bool,
 }
 
 impl Live {
@@ -157,16 +177,28 @@ pub(super) struct Owners {
 #[derive(Default)]
 struct OwnersInner {
     by_addr: HashMap<SocketAddr, (usize, Instant)>,
-    /// The ufrags of the port's calls: a check for another ufrag teaches nothing.
-    ufrags: std::collections::HashSet<String>,
+    /// The ufrags of the port's calls and the task running each: a check for another ufrag teaches
+    /// nothing.
+    ufrags: HashMap<String, usize>,
     swept: Option<Instant>,
 }
 
 impl Owners {
-    /// A call with this ufrag is on the port from now on.
-    pub(super) fn add_ufrag(&self, ufrag: &str) {
+    /// A call with this ufrag is on the port from now on, run by task `task`.
+    pub(super) fn add_ufrag(&self, ufrag: &str, task: usize) {
         let mut o = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        o.ufrags.insert(ufrag.to_string());
+        o.ufrags.insert(ufrag.to_string(), task);
+    }
+
+    /// The call with this ufrag, reached from `addrs`, is run by task `task` from now on.
+    fn moved(&self, ufrag: &str, addrs: &[SocketAddr], task: usize, now: Instant) {
+        let mut o = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = o.ufrags.get_mut(ufrag) {
+            *t = task;
+        }
+        for a in addrs {
+            o.by_addr.insert(*a, (task, now));
+        }
     }
 
     /// The call with this ufrag has left the port.
@@ -176,14 +208,11 @@ impl Owners {
     }
 
     /// For a STUN check from `src` for a call of the port with `ufrag`: records that `src`'s
-    /// datagrams are for that call's task (of `n`), heard at `now`, and returns the task. A check for
+    /// datagrams are for the task running that call, heard at `now`, and returns the task. A check for
     /// an unknown ufrag changes nothing (`None`). Forgets addresses not heard of for [`OWNER_TTL`].
-    fn learn(&self, src: SocketAddr, ufrag: &str, n: usize, now: Instant) -> Option<usize> {
+    fn learn(&self, src: SocketAddr, ufrag: &str, now: Instant) -> Option<usize> {
         let mut o = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if !o.ufrags.contains(ufrag) {
-            return None;
-        }
-        let task = owner(ufrag, n);
+        let task = *o.ufrags.get(ufrag)?;
         o.by_addr.insert(src, (task, now));
         if o.swept.is_none_or(|t| now >= t + OWNER_TTL) {
             o.swept = Some(now);
@@ -242,6 +271,13 @@ struct Driver {
     more: bool,
     /// The last turn read datagrams: the task is busy, and does not spin before tone changes.
     busy: bool,
+    /// Calls that moved from here to another task, by key: their commands follow them.
+    moved: HashMap<u64, usize>,
+    /// Calls to move at the end of the turn, and where.
+    to_move: Vec<(u64, usize)>,
+    /// Datagrams from addresses the book gives to this task whose call has not arrived yet (it is moving
+    /// here), with when they came.
+    arriving: Vec<(Instant, SocketAddr, Vec<u8>)>,
 }
 
 /// Asks for large socket buffers (see [`SOCKET_BUFFER`]).
@@ -282,6 +318,9 @@ pub(super) async fn run(
         shutdown: false,
         more: false,
         busy: false,
+        moved: HashMap::new(),
+        to_move: Vec::new(),
+        arriving: Vec::new(),
     };
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
@@ -388,6 +427,7 @@ impl Driver {
             }
         }
         self.flush().await;
+        self.move_calls();
     }
 
     /// Handles the messages waiting in the task's channel.
@@ -419,6 +459,13 @@ impl Driver {
             }
         }
         self.buf = buf;
+    }
+
+    /// Sends a moved call's command on to task `to`, which runs it now.
+    fn forward(&self, to: usize, msg: PortMsg) {
+        if let Some(tx) = self.share.peers[to].upgrade() {
+            let _ = tx.send(msg);
+        }
     }
 
     /// Sends a datagram to task `to`.
@@ -469,23 +516,36 @@ impl Driver {
             // address the port's book has forgotten (its checks all reach the task that runs its call,
             // which needs no book) goes to the task whose socket it came to.
             let to = match stun_local_ufrag(data) {
-                Some(ufrag) => self.share.owners.learn(src, ufrag, n, now),
+                Some(ufrag) => self.share.owners.learn(src, ufrag, now),
                 None => self.share.owners.get(src).or(Some(home)),
             };
             if let Some(to) = to.filter(|to| *to != self.share.index) {
                 let data = data.to_vec();
-                self.hand_over(to, PortMsg::Datagram { src, data });
+                self.hand_over(to, PortMsg::Datagram { src, data, home });
                 return;
             }
         }
         self.deliver(now, src, data);
     }
 
-    /// Hands a datagram to this task's call it is for, if any.
-    fn deliver(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+    /// Hands a datagram to this task's call it is for, if any; returns the call's key when it runs.
+    fn deliver(&mut self, now: Instant, src: SocketAddr, data: &[u8]) -> Option<u64> {
         match self.routes.route(src, data) {
+            None if self.share.peers.len() > 1
+                && self.share.owners.get(src) == Some(self.share.index) =>
+            {
+                // Its call is on its way here from another task: kept until it arrives.
+                self.arriving.retain(|(at, ..)| now < *at + ARRIVING_TTL);
+                if self.arriving.len() < ARRIVING_LIMIT {
+                    self.arriving.push((now, src, data.to_vec()));
+                } else {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            }
             None => {
                 self.counters.unroutable.fetch_add(1, Ordering::Relaxed);
+                None
             }
             Some((_, Slot::Waiting(q))) => {
                 if q.len() < WAITING_LIMIT {
@@ -493,6 +553,7 @@ impl Driver {
                 } else {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 }
+                None
             }
             Some((key, Slot::Live(l))) => {
                 l.call.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
@@ -500,6 +561,57 @@ impl Driver {
                     tracing::debug!("call {}: {e}", l.call.peer.local_addr());
                 }
                 mark(&mut self.dirty, key, l);
+                Some(key)
+            }
+        }
+    }
+
+    /// Moves the calls chosen this turn to the tasks whose sockets their datagrams reach.
+    fn move_calls(&mut self) {
+        let now = Instant::now();
+        for (key, to) in std::mem::take(&mut self.to_move) {
+            let Some(Slot::Live(l)) = self.routes.get_mut(key) else {
+                continue;
+            };
+            if l.moved || l.dirty || l.call.peer.is_closed() {
+                continue; // Moves once; one with work left is flushed first (and not moved).
+            }
+            let Some(tx) = self.share.peers[to].upgrade() else {
+                continue;
+            };
+            refile(&mut self.timers, key, &mut l.timer, None);
+            refile(&mut self.windows, key, &mut l.window, None);
+            let Some((ufrag, addrs, Slot::Live(mut live))) = self.routes.take(key) else {
+                continue;
+            };
+            live.moved = true;
+            self.share.owners.moved(&ufrag, &addrs, to, now);
+            let msg = PortMsg::Move {
+                key,
+                ufrag,
+                addrs,
+                live,
+            };
+            match tx.send(msg) {
+                Ok(()) => {
+                    self.moved.insert(key, to);
+                    self.counters.moved.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::SendError(PortMsg::Move {
+                    key,
+                    ufrag,
+                    addrs,
+                    mut live,
+                })) => {
+                    // The other task has stopped: the call stays.
+                    self.share
+                        .owners
+                        .moved(&ufrag, &addrs, self.share.index, now);
+                    live.moved = false;
+                    mark(&mut self.dirty, key, &mut live);
+                    self.routes.insert_with(key, ufrag, addrs, Slot::Live(live));
+                }
+                Err(_) => {}
             }
         }
     }
@@ -560,7 +672,48 @@ impl Driver {
     fn on_msg(&mut self, m: PortMsg) {
         let now = Instant::now();
         match m {
-            PortMsg::Datagram { src, data } => self.deliver(now, src, &data),
+            PortMsg::Datagram { src, data, home } => {
+                let here = self.share.index;
+                if !self.routes.knows(src)
+                    && let Some(to) = self.share.owners.get(src).filter(|t| *t != here)
+                {
+                    // Its call has moved on meanwhile.
+                    self.hand_over(to, PortMsg::Datagram { src, data, home });
+                    return;
+                }
+                if let Some(key) = self.deliver(now, src, &data)
+                    && home != here
+                {
+                    self.to_move.push((key, home));
+                }
+            }
+            PortMsg::Move {
+                key,
+                ufrag,
+                addrs,
+                mut live,
+            } => {
+                if self.shutdown {
+                    tracing::info!(
+                        "call {}: its UDP port closed; ending it",
+                        live.call.peer.local_addr()
+                    );
+                    live.call.peer.close(now);
+                }
+                let reached: Vec<SocketAddr> = addrs.clone();
+                self.routes.insert_with(key, ufrag, addrs, Slot::Live(live));
+                if let Some(Slot::Live(l)) = self.routes.get_mut(key) {
+                    mark(&mut self.dirty, key, l);
+                }
+                // What came for it before it did.
+                let (theirs, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.arriving)
+                    .into_iter()
+                    .partition(|(_, src, _)| reached.contains(src));
+                self.arriving = others;
+                for (_, src, data) in theirs {
+                    self.deliver(now, src, &data);
+                }
+            }
             PortMsg::Register { key, ufrag } => {
                 self.routes.insert(key, ufrag, Slot::Waiting(Vec::new()));
             }
@@ -586,6 +739,7 @@ impl Driver {
                     timer: None,
                     window: None,
                     dirty: false,
+                    moved: false,
                 });
                 let peer = &mut live.call.peer;
                 for (src, data) in waiting {
@@ -602,6 +756,10 @@ impl Driver {
                 *slot = Slot::Live(live);
             }
             PortMsg::Command { key, cmd } => {
+                if let Some(&to) = self.moved.get(&key) {
+                    self.forward(to, PortMsg::Command { key, cmd });
+                    return;
+                }
                 let Some(Slot::Live(l)) = self.routes.get_mut(key) else {
                     return; // Ended: the reply channel drops, the caller hears so.
                 };
@@ -609,6 +767,10 @@ impl Driver {
                 mark(&mut self.dirty, key, l);
             }
             PortMsg::Released { key } => {
+                if let Some(to) = self.moved.remove(&key) {
+                    self.forward(to, PortMsg::Released { key });
+                    return;
+                }
                 if let Some(Slot::Live(l)) = self.routes.get_mut(key) {
                     l.call.peer.close(now);
                     mark(&mut self.dirty, key, l);
@@ -644,17 +806,41 @@ mod tests {
             "10.0.0.2:5000".parse().unwrap(),
         );
         let (ua, ub) = ("ua", "ub");
-        owners.add_ufrag(ua);
-        owners.add_ufrag(ub);
         let (ta, tb) = (owner(ua, 4), owner(ub, 4));
-        assert_eq!(owners.learn(a, ua, 4, t0), Some(ta));
-        assert_eq!(owners.learn(b, ub, 4, t0), Some(tb));
+        owners.add_ufrag(ua, ta);
+        owners.add_ufrag(ub, tb);
+        assert_eq!(owners.learn(a, ua, t0), Some(ta));
+        assert_eq!(owners.learn(b, ub, t0), Some(tb));
         assert_eq!(owners.get(a), Some(ta));
         assert_eq!(owners.get(b), Some(tb));
         // `a` keeps sending checks, `b` does not: past the TTL only `a` is left.
-        owners.learn(a, ua, 4, t0 + OWNER_TTL);
+        owners.learn(a, ua, t0 + OWNER_TTL);
         assert_eq!(owners.get(a), Some(ta));
         assert_eq!(owners.get(b), None);
+    }
+
+    #[test]
+    fn a_moved_call_is_found_at_its_new_task() {
+        let owners = Owners::default();
+        let now = Instant::now();
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:5000".parse().unwrap(),
+            "10.0.0.1:5002".parse().unwrap(),
+        );
+        owners.add_ufrag("u", 0);
+        assert_eq!(owners.learn(a, "u", now), Some(0));
+        owners.moved("u", &[a], 3, now);
+        assert_eq!(owners.get(a), Some(3), "its known address");
+        assert_eq!(
+            owners.learn(b, "u", now),
+            Some(3),
+            "a check from a new address"
+        );
+        assert_eq!(owners.get(b), Some(3));
+        // Moving a call that has left teaches nothing about its ufrag.
+        owners.remove_ufrag("u");
+        owners.moved("u", &[], 1, now);
+        assert_eq!(owners.learn(b, "u", now), None);
     }
 
     #[test]
@@ -663,13 +849,13 @@ mod tests {
         let now = Instant::now();
         for p in 0..1000u16 {
             let spoofed = SocketAddr::new([10, 9, 8, 7].into(), p);
-            assert_eq!(owners.learn(spoofed, "nobody", 2, now), None);
+            assert_eq!(owners.learn(spoofed, "nobody", now), None);
         }
         assert_eq!(owners.inner.read().unwrap().by_addr.len(), 0);
-        owners.add_ufrag("gone");
+        owners.add_ufrag("gone", 1);
         owners.remove_ufrag("gone");
         let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
-        assert_eq!(owners.learn(a, "gone", 2, now), None, "its call has left");
+        assert_eq!(owners.learn(a, "gone", now), None, "its call has left");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The tasks that run the calls of one shared UDP port, one per core by default: each has its own socket
 //! on the port (`SO_REUSEPORT`, so the kernel spreads remote addresses over them) and runs a share of
 //! the calls, chosen by their ufrag ([`driver`]). A datagram that the kernel gives to the task running
-//! its call costs no task switch or copy on its way; one given to another task is handed over.
+//! its call costs no task switch or copy on its way; one given to another task is handed over, and
+//! moves the call to that task.
 
 mod driver;
 mod routes;
@@ -23,6 +24,7 @@ pub(crate) struct PortCounters {
     pub(crate) unroutable: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) handed_over: AtomicU64,
+    pub(crate) moved: AtomicU64,
     pub(crate) calls: AtomicU64,
 }
 
@@ -86,8 +88,9 @@ impl Port {
     /// once its slot is adopted.
     pub(crate) fn register(&self, ufrag: String) -> io::Result<PortSlot> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let tx = &self.tasks[driver::owner(&ufrag, self.tasks.len())];
-        self.owners.add_ufrag(&ufrag);
+        let task = driver::owner(&ufrag, self.tasks.len());
+        let tx = &self.tasks[task];
+        self.owners.add_ufrag(&ufrag, task);
         tx.send(PortMsg::Register { key, ufrag })
             .map_err(|_| io::Error::other("the shared UDP port has stopped"))?;
         // Counted here, so that the count includes the call at once; its task counts it out.

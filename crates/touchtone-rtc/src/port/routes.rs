@@ -47,12 +47,27 @@ impl<T> Routes<T> {
 
     /// Forgets call `key` and every way to it; returns its ufrag and what the port kept for it.
     pub(super) fn remove(&mut self, key: u64) -> Option<(String, T)> {
+        self.take(key).map(|(ufrag, _, call)| (ufrag, call))
+    }
+
+    /// Forgets call `key` and every way to it; returns its ufrag, its remote addresses and what the port
+    /// kept for it, to be [`insert_with`](Self::insert_with) elsewhere.
+    pub(super) fn take(&mut self, key: u64) -> Option<(String, Vec<SocketAddr>, T)> {
         let r = self.calls.remove(&key)?;
         self.by_ufrag.remove(&r.ufrag);
-        for a in r.addrs {
-            self.by_addr.remove(&a);
+        for a in &r.addrs {
+            self.by_addr.remove(a);
         }
-        Some((r.ufrag, r.call))
+        Some((r.ufrag, r.addrs, r.call))
+    }
+
+    /// Adds call `key` reached by STUN checks for `ufrag` and already from `addrs`.
+    pub(super) fn insert_with(&mut self, key: u64, ufrag: String, addrs: Vec<SocketAddr>, call: T) {
+        for a in &addrs {
+            self.by_addr.insert(*a, key);
+        }
+        self.by_ufrag.insert(ufrag.clone(), key);
+        self.calls.insert(key, Route { ufrag, addrs, call });
     }
 
     /// What the port keeps for call `key`.
@@ -170,6 +185,15 @@ mod tests {
         }
         assert_eq!(r.calls[&1].addrs.len(), MAX_ADDRS_PER_CALL);
         assert_eq!(r.by_addr.len(), MAX_ADDRS_PER_CALL);
+        // Taken with its addresses and put back elsewhere, it is reached the same way.
+        let (ufrag, addrs, ()) = r.take(1).unwrap();
+        assert!(r.by_addr.is_empty() && r.by_ufrag.is_empty());
+        let mut elsewhere = Routes::default();
+        elsewhere.insert_with(1, ufrag, addrs, ());
+        let last = SocketAddr::new(a.ip(), 6019);
+        assert_eq!(key(&mut elsewhere, last, b"\x16dtls"), Some(1));
+        assert_eq!(key(&mut elsewhere, a, &binding("abcd:wxyz")), Some(1));
+        let mut r = elsewhere;
         assert_eq!(r.remove(1), Some(("abcd".to_string(), ())));
         assert!(r.by_addr.is_empty() && r.by_ufrag.is_empty());
         assert_eq!(key(&mut r, a, b"\x16dtls"), None, "gone with the call");
