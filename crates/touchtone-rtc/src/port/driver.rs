@@ -10,7 +10,7 @@
 //! its remote address reaches (once per call), so that its datagrams come straight to it from then on
 //! and never wait behind another task's backlog.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -201,10 +201,13 @@ impl Owners {
         }
     }
 
-    /// The call with this ufrag has left the port.
-    fn remove_ufrag(&self, ufrag: &str) {
+    /// The call with this ufrag, reached from `addrs`, has left the port.
+    fn remove_call(&self, ufrag: &str, addrs: &[SocketAddr]) {
         let mut o = self.inner.write().unwrap_or_else(|e| e.into_inner());
         o.ufrags.remove(ufrag);
+        for a in addrs {
+            o.by_addr.remove(a);
+        }
     }
 
     /// For a STUN check from `src` for a call of the port with `ufrag`: records that `src`'s
@@ -277,7 +280,7 @@ struct Driver {
     to_move: Vec<(u64, usize)>,
     /// Datagrams from addresses the book gives to this task whose call has not arrived yet (it is moving
     /// here), with when they came.
-    arriving: Vec<(Instant, SocketAddr, Vec<u8>)>,
+    arriving: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
 }
 
 /// Asks for large socket buffers (see [`SOCKET_BUFFER`]).
@@ -320,7 +323,7 @@ pub(super) async fn run(
         busy: false,
         moved: HashMap::new(),
         to_move: Vec::new(),
-        arriving: Vec::new(),
+        arriving: VecDeque::new(),
     };
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
@@ -535,9 +538,15 @@ impl Driver {
                 && self.share.owners.get(src) == Some(self.share.index) =>
             {
                 // Its call is on its way here from another task: kept until it arrives.
-                self.arriving.retain(|(at, ..)| now < *at + ARRIVING_TTL);
+                while self
+                    .arriving
+                    .front()
+                    .is_some_and(|(at, ..)| now >= *at + ARRIVING_TTL)
+                {
+                    self.arriving.pop_front();
+                }
                 if self.arriving.len() < ARRIVING_LIMIT {
-                    self.arriving.push((now, src, data.to_vec()));
+                    self.arriving.push_back((now, src, data.to_vec()));
                 } else {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -635,8 +644,8 @@ impl Driver {
             if call.peer.is_closed() {
                 refile(&mut self.timers, key, &mut l.timer, None);
                 refile(&mut self.windows, key, &mut l.window, None);
-                if let Some((ufrag, Slot::Live(l))) = self.routes.remove(key) {
-                    self.share.owners.remove_ufrag(&ufrag);
+                if let Some((ufrag, addrs, Slot::Live(l))) = self.routes.take(key) {
+                    self.share.owners.remove_call(&ufrag, &addrs);
                     l.call.ended.store(true, Ordering::Release);
                 }
                 self.counters.calls.fetch_sub(1, Ordering::Relaxed);
@@ -706,9 +715,10 @@ impl Driver {
                     mark(&mut self.dirty, key, l);
                 }
                 // What came for it before it did.
-                let (theirs, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.arriving)
-                    .into_iter()
-                    .partition(|(_, src, _)| reached.contains(src));
+                let (theirs, others): (VecDeque<_>, VecDeque<_>) =
+                    std::mem::take(&mut self.arriving)
+                        .into_iter()
+                        .partition(|(_, src, _)| reached.contains(src));
                 self.arriving = others;
                 for (_, src, data) in theirs {
                     self.deliver(now, src, &data);
@@ -718,8 +728,8 @@ impl Driver {
                 self.routes.insert(key, ufrag, Slot::Waiting(Vec::new()));
             }
             PortMsg::Unregister { key } => {
-                if let Some((ufrag, _)) = self.routes.remove(key) {
-                    self.share.owners.remove_ufrag(&ufrag);
+                if let Some((ufrag, addrs, _)) = self.routes.take(key) {
+                    self.share.owners.remove_call(&ufrag, &addrs);
                     self.counters.calls.fetch_sub(1, Ordering::Relaxed);
                 }
             }
@@ -838,7 +848,8 @@ mod tests {
         );
         assert_eq!(owners.get(b), Some(3));
         // Moving a call that has left teaches nothing about its ufrag.
-        owners.remove_ufrag("u");
+        owners.remove_call("u", &[a, b]);
+        assert_eq!(owners.get(a), None, "its addresses go with it");
         owners.moved("u", &[], 1, now);
         assert_eq!(owners.learn(b, "u", now), None);
     }
@@ -853,7 +864,7 @@ mod tests {
         }
         assert_eq!(owners.inner.read().unwrap().by_addr.len(), 0);
         owners.add_ufrag("gone", 1);
-        owners.remove_ufrag("gone");
+        owners.remove_call("gone", &[]);
         let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
         assert_eq!(owners.learn(a, "gone", now), None, "its call has left");
     }

@@ -45,11 +45,6 @@ impl<T> Routes<T> {
         );
     }
 
-    /// Forgets call `key` and every way to it; returns its ufrag and what the port kept for it.
-    pub(super) fn remove(&mut self, key: u64) -> Option<(String, T)> {
-        self.take(key).map(|(ufrag, _, call)| (ufrag, call))
-    }
-
     /// Forgets call `key` and every way to it; returns its ufrag, its remote addresses and what the port
     /// kept for it, to be [`insert_with`](Self::insert_with) elsewhere.
     pub(super) fn take(&mut self, key: u64) -> Option<(String, Vec<SocketAddr>, T)> {
@@ -194,7 +189,8 @@ mod tests {
         assert_eq!(key(&mut elsewhere, last, b"\x16dtls"), Some(1));
         assert_eq!(key(&mut elsewhere, a, &binding("abcd:wxyz")), Some(1));
         let mut r = elsewhere;
-        assert_eq!(r.remove(1), Some(("abcd".to_string(), ())));
+        let (ufrag, addrs, ()) = r.take(1).unwrap();
+        assert_eq!((ufrag.as_str(), addrs.len()), ("abcd", MAX_ADDRS_PER_CALL));
         assert!(r.by_addr.is_empty() && r.by_ufrag.is_empty());
         assert_eq!(key(&mut r, a, b"\x16dtls"), None, "gone with the call");
     }
