@@ -288,6 +288,12 @@ struct Stats {
     /// Vanish until the server's `closed`, in ms.
     timeout_ms: Mutex<Vec<f64>>,
     failures: Mutex<HashMap<String, u64>>,
+    /// The clients' own `tonechange` events: how many, how many reached the benchmark more than 50 ms
+    /// and 200 ms after they were due, and the latest (µs): whether the load generator keeps up.
+    tone_events: AtomicU64,
+    tone_late_50: AtomicU64,
+    tone_late_200: AtomicU64,
+    tone_late_max_us: AtomicU64,
 }
 
 impl Stats {
@@ -903,6 +909,14 @@ impl Live {
                             _ => {}
                         }
                         self.s2c.digit(d.tone.unwrap_or('?'), ms, asked, o.tolerance_ms, &ctx.stats.s2c);
+                    }
+                    Some(PeerEvent::ToneChange { at, .. }) => {
+                        let late = Instant::now().saturating_duration_since(at);
+                        let st = &ctx.stats;
+                        st.tone_events.fetch_add(1, Relaxed);
+                        st.tone_late_50.fetch_add(u64::from(late > Duration::from_millis(50)), Relaxed);
+                        st.tone_late_200.fetch_add(u64::from(late > Duration::from_millis(200)), Relaxed);
+                        st.tone_late_max_us.fetch_max(late.as_micros() as u64, Relaxed);
                     }
                     Some(PeerEvent::Closed) | None => self.client_closed = true,
                     Some(_) => {}
@@ -1882,6 +1896,16 @@ async fn run(opts: Opts, srv: &Server) -> Value {
         json!({"start": load_start, "end": loadavg()}),
     );
     summary.insert("elapsed_s".into(), r1(t0.elapsed().as_secs_f64()));
+    let st = &ctx.stats;
+    summary.insert(
+        "client_tonechange_late".into(),
+        json!({
+            "events": st.tone_events.load(Relaxed),
+            "over_50ms": st.tone_late_50.load(Relaxed),
+            "over_200ms": st.tone_late_200.load(Relaxed),
+            "max_ms": r1(st.tone_late_max_us.load(Relaxed) as f64 / 1000.0),
+        }),
+    );
     if o.cycle {
         summary.insert(
             "samples".into(),
