@@ -32,9 +32,10 @@ use crate::udp::{canonical, for_socket, recv_queued};
 /// Datagrams kept for a call that has its routes but is not running yet (its answer is on its way).
 const WAITING_LIMIT: usize = 64;
 
-/// Datagrams kept for calls on their way to this task from another (see [`PortMsg::Move`]), and for how
-/// long.
+/// Datagrams kept for calls on their way to this task from another (see [`PortMsg::Move`]).
 const ARRIVING_LIMIT: usize = 256;
+
+/// How long such a datagram is kept for its call.
 const ARRIVING_TTL: Duration = Duration::from_secs(1);
 
 /// Datagrams one turn reads before it runs the timers; the next turn follows at once.
