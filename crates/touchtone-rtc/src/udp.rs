@@ -12,8 +12,15 @@ pub(crate) fn recv_queued(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, 
     // SAFETY: `recv_from` only writes initialized bytes into the buffer, and `u8` and
     // `MaybeUninit<u8>` have the same layout.
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-    let (n, from) = sock.recv_from(uninit).ok()?;
-    Some((n, from.as_socket()?))
+    match sock.recv_from(uninit) {
+        Ok((n, from)) => Some((n, from.as_socket()?)),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(e) => {
+            // Nothing more is read this turn; the next readiness tries again.
+            tracing::debug!("UDP receive: {e}");
+            None
+        }
+    }
 }
 
 /// An IPv4 peer seen through a dual-stack socket arrives as `::ffff:a.b.c.d`: the plain IPv4 address.

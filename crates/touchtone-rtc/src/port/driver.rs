@@ -409,9 +409,7 @@ impl Driver {
             if let Some(Slot::Live(l)) = self.routes.get_mut(key) {
                 l.timer = None;
                 l.call.peer.run_playout(now);
-                while let Some(ev) = l.call.peer.poll_event() {
-                    let _ = l.call.events.send(ev);
-                }
+                pass_on(&mut l.call.peer, &l.call.events, &mut l.call.recorder);
                 mark(&mut self.dirty, key, l);
             }
         }
@@ -454,13 +452,15 @@ impl Driver {
             if home == self.share.index {
                 continue;
             }
+            let mut read = 0;
             for _ in 0..DRAIN_LIMIT {
                 let Some((n, src)) = recv_queued(socket, &mut buf) else {
                     break;
                 };
-                self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+                read += 1;
                 self.receive(now, canonical(src), &buf[..n], home);
             }
+            self.counters.datagrams.fetch_add(read, Ordering::Relaxed);
         }
         self.buf = buf;
     }
@@ -496,7 +496,7 @@ impl Driver {
         let mut buf = std::mem::take(&mut self.buf);
         let mut now = Instant::now();
         self.more = true;
-        self.busy = false;
+        let mut read = 0;
         for i in 0..DRAIN_LIMIT {
             let Some((n, src)) = recv_queued(socket, &mut buf) else {
                 self.more = false;
@@ -505,10 +505,12 @@ impl Driver {
             if i % 64 == 63 {
                 now = Instant::now();
             }
-            self.busy = true;
-            self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+            read += 1;
             self.receive(now, canonical(src), &buf[..n], self.share.index);
         }
+        // One update of the port-wide counter per turn, not one per datagram.
+        self.counters.datagrams.fetch_add(read, Ordering::Relaxed);
+        self.busy = read > 0;
         self.buf = buf;
     }
 
@@ -602,26 +604,25 @@ impl Driver {
                 addrs,
                 live,
             };
-            match tx.send(msg) {
-                Ok(()) => {
-                    self.moved.insert(key, to);
-                    self.counters.moved.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(mpsc::error::SendError(PortMsg::Move {
-                    key,
-                    ufrag,
-                    addrs,
-                    mut live,
-                })) => {
-                    // The other task has stopped: the call stays.
-                    self.share
-                        .owners
-                        .moved(&ufrag, &addrs, self.share.index, now);
-                    live.moved = false;
-                    mark(&mut self.dirty, key, &mut live);
-                    self.routes.insert_with(key, ufrag, addrs, Slot::Live(live));
-                }
-                Err(_) => {}
+            let Err(mpsc::error::SendError(msg)) = tx.send(msg) else {
+                self.moved.insert(key, to);
+                self.counters.moved.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            // The other task has stopped: the call stays (`send` hands back the message it was given).
+            if let PortMsg::Move {
+                key,
+                ufrag,
+                addrs,
+                mut live,
+            } = msg
+            {
+                self.share
+                    .owners
+                    .moved(&ufrag, &addrs, self.share.index, now);
+                live.moved = false;
+                mark(&mut self.dirty, key, &mut live);
+                self.routes.insert_with(key, ufrag, addrs, Slot::Live(live));
             }
         }
     }
