@@ -56,10 +56,6 @@ pub struct Args {
     /// source "inband" and not twice when telephone-event carries the same key; costs CPU per call.
     #[arg(long, env = "TOUCHTONE_INBAND_DETECT")]
     inband_detect: bool,
-    /// On Opus calls, send the server's silence as DTX: one frame per 400 ms instead of every 20 ms
-    /// (RFC 7587), a twentieth of the packets while the server only listens; DTMF is sent as always.
-    #[arg(long, env = "TOUCHTONE_DTX")]
-    dtx: bool,
     /// Write each call's decrypted RTP (both directions) to DIR/<call id>.pcapng, for Wireshark or
     /// `touchtone pcap`.
     #[arg(long, env = "TOUCHTONE_RECORD", value_name = "DIR")]
@@ -162,7 +158,6 @@ impl Args {
             yield_window: Duration::from_millis(self.yield_window_ms),
             record_dir: self.record.clone(),
             inband_detect: self.inband_detect,
-            dtx: self.dtx,
             body_read_timeout: Duration::from_secs(self.request_timeout.max(1)),
             calls_per_client: CallRate {
                 per_second: self.client_call_rate,

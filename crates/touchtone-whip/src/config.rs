@@ -53,9 +53,6 @@ pub struct WhipConfig {
     /// digits a phone plays into its microphone, or a gateway without telephone-event, are reported
     /// with `"source":"inband"`. Costs CPU per call (BENCHMARKS.md); off by default.
     pub inband_detect: bool,
-    /// Send Opus silence as DTX: one frame per 400 ms instead of every 20 ms, a twentieth of the
-    /// server's packets while it only listens ([`PeerConfig::dtx`](touchtone_rtc::PeerConfig::dtx)).
-    pub dtx: bool,
 }
 
 impl Default for WhipConfig {
@@ -76,7 +73,6 @@ impl Default for WhipConfig {
             instance: None,
             public_url: None,
             inband_detect: false,
-            dtx: false,
         }
     }
 }

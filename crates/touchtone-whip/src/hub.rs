@@ -265,7 +265,6 @@ impl Hub {
             .map(|d| d.join(format!("{id}.pcapng")));
         let peer = touchtone_rtc::PeerConfig {
             dtls_cert: self.certificate(),
-            dtx: cfg.dtx,
             ..touchtone_rtc::PeerConfig::default()
         };
         let mut running = rtc::answer(

@@ -22,17 +22,6 @@ impl Peer {
         Some(pcm)
     }
 
-    /// Whether the silence frame due now stays unsent (DTX: only every 20th of a run goes out).
-    pub(super) fn skip_silence(&mut self, codec: AudioCodec) -> bool {
-        if !self.config.dtx || codec != AudioCodec::Opus {
-            return false;
-        }
-        let every = (DTX_INTERVAL.as_millis() / FRAME.as_millis()) as u32;
-        let skip = !self.dtx_run.is_multiple_of(every);
-        self.dtx_run = self.dtx_run.wrapping_add(1);
-        skip
-    }
-
     pub(super) fn media_time(&self, t: Instant) -> u32 {
         let rate = self.sender.timestamp_rate();
         let origin = self.audio_origin.unwrap_or(t);

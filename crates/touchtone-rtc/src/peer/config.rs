@@ -23,11 +23,6 @@ pub struct PeerConfig {
     pub inband_detect: bool,
     /// Audio to send, looped: 8 kHz mono 16-bit PCM (upsampled to 48 kHz and encoded on Opus calls).
     pub audio: Option<Arc<[i16]>>,
-    /// On Opus calls that send only silence (no configured audio, no in-band tones), send one silence
-    /// frame per [`DTX_INTERVAL`](crate::peer::DTX_INTERVAL) instead of one per 20 ms, as Opus DTX does
-    /// (RFC 7587): a twentieth of the packets of an endpoint that listens. Browsers conceal the gaps
-    /// with silence. telephone-events are sent as always. PCMU and PCMA keep every frame.
-    pub dtx: bool,
     /// The DTLS certificate; `None` makes one for this peer. A server shares one across its calls
     /// ([`generate_certificate`]), which saves making a key per call.
     pub dtls_cert: Option<DtlsCert>,
@@ -51,7 +46,6 @@ impl Default for PeerConfig {
             inband_send: false,
             inband_detect: false,
             audio: None,
-            dtx: false,
             dtls_cert: None,
         }
     }

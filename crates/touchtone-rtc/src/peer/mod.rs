@@ -35,9 +35,6 @@ pub use config::{DurationClock, Negotiated, PeerConfig, Transmit, generate_certi
 /// Audio frame length: one packet every 20 ms.
 pub const FRAME: Duration = Duration::from_millis(20);
 
-/// With [`PeerConfig::dtx`], one silence frame per this interval (libopus's DTX update rate).
-pub const DTX_INTERVAL: Duration = Duration::from_millis(400);
-
 /// One WebRTC call: SDP in and out, UDP datagrams in and out, DTMF both ways.
 pub struct Peer {
     /// str0m, built once at the first offer or answer (with the answer's codec only).
@@ -72,8 +69,6 @@ pub struct Peer {
     generator: Option<ToneGenerator>,
     /// Where the looped audio continues.
     audio_pos: usize,
-    /// Silence frames in a row so far; with DTX only every 20th is sent, starting with the first.
-    dtx_run: u32,
     detector: Option<Detector>,
     /// The Opus encoder of in-band tones and configured audio, on Opus calls that send either.
     opus_tx: Option<OpusSender>,
@@ -130,7 +125,6 @@ impl Peer {
             now,
             generator: None,
             audio_pos: 0,
-            dtx_run: 0,
             detector: None,
             opus_tx: None,
             opus_rx: None,
@@ -318,9 +312,6 @@ impl Peer {
             let busy = self.generator.is_none()
                 && (self.sender.is_playing(t)
                     || self.sender.is_playing(t + FRAME - Duration::from_millis(1)));
-            if busy {
-                self.dtx_run = 0; // The silence after a telephone-event starts with a frame.
-            }
             if let (false, Some(n)) = (busy, self.negotiated) {
                 let ts = self.media_time(t);
                 if let Some(tx) = self.opus_tx.as_mut() {
@@ -343,7 +334,6 @@ impl Peer {
                         };
                         self.write_rtp(n.audio_pt, ts, t, false, &frame)?;
                     }
-                    None if self.skip_silence(n.codec) => {}
                     None => self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence_frame())?,
                 }
             }
