@@ -54,7 +54,7 @@ pub struct Args {
     yield_window_ms: u64,
     /// Also detect DTMF played as audio in each call (G.711, or Opus decoded at 48 kHz), reported with
     /// source "inband" and not twice when telephone-event carries the same key; costs CPU per call.
-    #[arg(long, env = "TOUCHTONE_INBAND_DETECT")]
+    #[arg(long, env = "TOUCHTONE_INBAND_DETECT", value_parser = clap::builder::FalseyValueParser::new())]
     inband_detect: bool,
     /// Write each call's decrypted RTP (both directions) to DIR/<call id>.pcapng, for Wireshark or
     /// `touchtone pcap`.

@@ -315,6 +315,20 @@ fn settings_come_from_the_environment_too() {
     assert_eq!(with_token(&srv.addr), 503, "TOUCHTONE_MAX_CALLS=1");
 }
 
+#[test]
+fn a_switch_from_the_environment_takes_the_usual_spellings() {
+    // Operators write `1`, `yes` or `true`; `0`, `no` and `false` turn the switch off.
+    for value in ["1", "yes", "true", "0", "no", "false"] {
+        let srv = serve_env(&[], &[("TOUCHTONE_INBAND_DETECT", value)]);
+        let (_, sdp) = offer();
+        assert_eq!(
+            post_sdp(&srv.addr, &sdp).0,
+            201,
+            "TOUCHTONE_INBAND_DETECT={value}"
+        );
+    }
+}
+
 /// The UDP port of the host candidate in an SDP answer.
 fn candidate_addr(answer: &str) -> String {
     answer
