@@ -73,6 +73,7 @@ for (const w of wanted) {
 
 // Starts `touchtone serve` on a free port (handing the process to `started` at once) and returns its URL.
 async function startServer(started) {
+  if (process.env.TOUCHTONE_PTIME) console.log(`server packets: ${process.env.TOUCHTONE_PTIME} ms of audio (TOUCHTONE_PTIME)`);
   const server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--udp-listen", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "pipe"] });
   started(server);
   const url = await new Promise((res, rej) => {

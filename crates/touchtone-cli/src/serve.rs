@@ -11,7 +11,9 @@ use axum::response::Html;
 use axum::routing::get;
 use touchtone_whip::nats::NatsBridge;
 use touchtone_whip::webhook::{Webhook, WebhookConfig};
-use touchtone_whip::{CallRate, Hub, ServerLimits, SinkOptions, UdpEndpoint, UdpMode, WhipConfig};
+use touchtone_whip::{
+    CallRate, Hub, Ptime, ServerLimits, SinkOptions, UdpEndpoint, UdpMode, WhipConfig,
+};
 
 use crate::Failure;
 
@@ -56,6 +58,10 @@ pub struct Args {
     /// source "inband" and not twice when telephone-event carries the same key; costs CPU per call.
     #[arg(long, env = "TOUCHTONE_INBAND_DETECT", value_parser = clap::builder::FalseyValueParser::new())]
     inband_detect: bool,
+    /// Milliseconds of audio in each packet the server sends (20, 40 or 60): browsers send 20; 60 sends
+    /// a third as many packets per call, for servers that carry many calls.
+    #[arg(long, env = "TOUCHTONE_PTIME", default_value_t = Ptime::Ms20, value_name = "MS")]
+    ptime: Ptime,
     /// Write each call's decrypted RTP (both directions) to DIR/<call id>.pcapng, for Wireshark or
     /// `touchtone pcap`.
     #[arg(long, env = "TOUCHTONE_RECORD", value_name = "DIR")]
@@ -158,6 +164,7 @@ impl Args {
             yield_window: Duration::from_millis(self.yield_window_ms),
             record_dir: self.record.clone(),
             inband_detect: self.inband_detect,
+            ptime: self.ptime,
             body_read_timeout: Duration::from_secs(self.request_timeout.max(1)),
             calls_per_client: CallRate {
                 per_second: self.client_call_rate,

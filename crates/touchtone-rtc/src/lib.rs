@@ -83,7 +83,7 @@ pub mod record;
 mod udp;
 
 pub use call::{Call, CallControl, CallHandle, CallStats};
-pub use codec::AudioCodec;
+pub use codec::{AudioCodec, Ptime};
 pub use endpoint::{EndpointStats, UdpEndpoint};
 pub use error::{InsertDtmfError, NegotiationError, RtcError};
 pub use event::{

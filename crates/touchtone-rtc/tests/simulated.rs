@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::Pair;
 use touchtone_netsim::NetConfig;
-use touchtone_rtc::{AudioCodec, DigitSource, IceConnectionState, PeerConfig, PeerEvent};
+use touchtone_rtc::audio::OpusReceiver;
+use touchtone_rtc::{AudioCodec, DigitSource, IceConnectionState, PeerConfig, PeerEvent, Ptime};
 
 fn exact_schedule(codec: AudioCodec) {
     let mut p = Pair::new(
@@ -377,4 +378,155 @@ fn a_frame_leaves_in_the_wake_up_that_wrote_it() {
     }
     assert!((99..=101).contains(&frames), "{frames} frames in 2 s");
     assert!(runs <= frames + 10, "{runs} timer runs for {frames} frames");
+}
+
+/// The decrypted RTP packets `a` sent, as recorded: (payload type, timestamp, payload).
+fn sent_rtp(p: &mut Pair) -> Vec<(u8, u32, Vec<u8>)> {
+    let local = p.a.local_addr();
+    std::iter::from_fn(|| p.a.poll_rtp_record())
+        .filter(|r| r.source == local && r.packet.len() >= 12)
+        .map(|r| {
+            let ts = u32::from_be_bytes(r.packet[4..8].try_into().unwrap());
+            (r.packet[1] & 0x7f, ts, r.packet[12..].to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn a_longer_ptime_sends_fewer_packets_each_a_whole_ptime_of_silence() {
+    for codec in [AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma] {
+        for ptime in [Ptime::Ms20, Ptime::Ms40, Ptime::Ms60] {
+            let mut p = Pair::new(
+                PeerConfig {
+                    codecs: vec![codec],
+                    ptime,
+                    ..PeerConfig::default()
+                },
+                PeerConfig::default(),
+            );
+            p.connect();
+            p.a.set_record_rtp(true);
+            let start = p.now;
+            p.run_until(|p| p.now >= start + Duration::from_millis(1200));
+            let audio_pt = *p.a.negotiated().unwrap().audio_pt;
+            let audio: Vec<_> = sent_rtp(&mut p)
+                .into_iter()
+                .filter(|(pt, _, _)| *pt == audio_pt)
+                .collect();
+            let want = 1200 / ptime.millis() as usize;
+            assert!(
+                audio.len().abs_diff(want) <= 1,
+                "{codec} {ptime} ms: {} packets in 1.2 s, want {want}",
+                audio.len()
+            );
+            let step = ptime.samples(codec.clock_rate()) as u32;
+            for w in audio.windows(2) {
+                assert_eq!(w[1].1.wrapping_sub(w[0].1), step, "{codec} {ptime} ms");
+            }
+            let mut opus = OpusReceiver::new().unwrap();
+            for (i, (_, _, payload)) in audio.iter().enumerate() {
+                if codec == AudioCodec::Opus {
+                    let pcm = opus.decode(i as u16, payload).unwrap();
+                    assert_eq!(pcm.len(), ptime.samples(48_000), "{ptime} ms of Opus");
+                    assert!(pcm.iter().all(|s| s.abs() < 16), "Opus silence is silent");
+                } else {
+                    assert_eq!(payload.len(), ptime.samples(8000), "{codec} {ptime} ms");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn at_60_ms_telephone_events_keep_their_timing_and_audio_stays_out_of_them() {
+    let mut p = Pair::new(
+        PeerConfig {
+            ptime: Ptime::Ms60,
+            ..PeerConfig::default()
+        },
+        PeerConfig::default(),
+    );
+    p.connect();
+    p.a.set_record_rtp(true);
+    let t0 = p.now;
+    p.a.insert_dtmf(t0, "159#", 100, 70).unwrap();
+    p.run_until(|p| {
+        p.b_events
+            .iter()
+            .filter(|(_, e)| matches!(e, PeerEvent::KeyUp(_)))
+            .count()
+            == 4
+    });
+    let ups: Vec<_> = p
+        .b_events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PeerEvent::KeyUp(d) => Some((d.tone.unwrap(), d.duration)),
+            _ => None,
+        })
+        .collect();
+    let hundred = Duration::from_millis(100);
+    assert_eq!(
+        ups,
+        [
+            ('1', hundred),
+            ('5', hundred),
+            ('9', hundred),
+            ('#', hundred)
+        ]
+    );
+    let n = p.a.negotiated().unwrap();
+    let (audio_pt, tele_pt) = (*n.audio_pt, *n.tele_pt.unwrap());
+    let sent = sent_rtp(&mut p);
+    // Each event's media time: from its timestamp for its longest duration.
+    let mut events: HashMap<u32, u32> = HashMap::new();
+    for (_, ts, payload) in sent.iter().filter(|(pt, _, _)| *pt == tele_pt) {
+        let duration = u32::from(u16::from_be_bytes([payload[2], payload[3]]));
+        let e = events.entry(*ts).or_default();
+        *e = (*e).max(duration);
+    }
+    assert_eq!(events.len(), 4, "four events");
+    let step = Ptime::Ms60.samples(48_000) as u32;
+    // A tone starts at its playout task, so the packet before it may reach into its first
+    // milliseconds (where the receiver plays the tone); no packet may start inside it or cover its end.
+    for (_, ts, _) in sent.iter().filter(|(pt, _, _)| *pt == audio_pt) {
+        for (start, len) in &events {
+            let end = start + len;
+            assert!(
+                !(*start..end).contains(ts) && !(*ts..ts + step).contains(&end),
+                "audio at {ts} overlaps the event at {start}"
+            );
+        }
+    }
+}
+
+#[test]
+fn inband_tones_travel_in_60_ms_opus_packets() {
+    for codec in [AudioCodec::Opus, AudioCodec::Pcmu] {
+        let mut p = Pair::new(
+            PeerConfig {
+                codecs: vec![codec],
+                inband_send: true,
+                ptime: Ptime::Ms60,
+                ..PeerConfig::default()
+            },
+            PeerConfig {
+                inband_detect: true,
+                ..PeerConfig::default()
+            },
+        );
+        p.connect();
+        let t0 = p.now;
+        p.a.insert_dtmf(t0, "147", 100, 70).unwrap();
+        p.run_until(|p| p.now >= t0 + Duration::from_secs(2));
+        let heard: String = p
+            .b_events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                PeerEvent::KeyUp(d) if d.source == DigitSource::Inband => d.tone,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(heard, "147", "{codec}");
+    }
 }

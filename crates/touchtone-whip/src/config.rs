@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use touchtone_rtc::UdpEndpoint;
+use touchtone_rtc::{Ptime, UdpEndpoint};
 
 use crate::limits::CallRate;
 
@@ -53,6 +53,9 @@ pub struct WhipConfig {
     /// digits a phone plays into its microphone, or a gateway without telephone-event, are reported
     /// with `"source":"inband"`. Costs CPU per call (BENCHMARKS.md); off by default.
     pub inband_detect: bool,
+    /// How much audio each packet the server sends carries: 20 ms as browsers send, 40 or 60 ms for
+    /// fewer packets per call (BENCHMARKS.md, "Load").
+    pub ptime: Ptime,
 }
 
 impl Default for WhipConfig {
@@ -73,6 +76,7 @@ impl Default for WhipConfig {
             instance: None,
             public_url: None,
             inband_detect: false,
+            ptime: Ptime::default(),
         }
     }
 }

@@ -265,6 +265,7 @@ impl Hub {
             .map(|d| d.join(format!("{id}.pcapng")));
         let peer = touchtone_rtc::PeerConfig {
             dtls_cert: self.certificate(),
+            ptime: cfg.ptime,
             ..touchtone_rtc::PeerConfig::default()
         };
         let mut running = rtc::answer(

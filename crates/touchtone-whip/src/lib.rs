@@ -72,7 +72,7 @@ pub use limits::CallRate;
 pub use metrics::MetricsSnapshot;
 pub use rtc::{EventLine, digit_str, ms};
 pub use server::{ServerLimits, serve};
-pub use touchtone_rtc::UdpEndpoint;
+pub use touchtone_rtc::{Ptime, UdpEndpoint};
 
 /// The README's examples, compiled and run as doc tests (with `touchtone` and `touchtone-rtc`, which this
 /// crate depends on).

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use touchtone::{DigitRecord, DigitSource, EndCause};
 use touchtone_rtc::{Call, ConnectionState, PeerConfig, PeerEvent};
+use touchtone_whip::WhipConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_carries_each_digit_as_the_digit_record() {
@@ -68,4 +69,40 @@ async fn the_event_stream_carries_each_digit_as_the_digit_record() {
     assert!(digits[1].t_ms.unwrap() - digits[0].t_ms.unwrap() > 150.0);
     handle.close();
     srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_60_ms_packets_sends_a_third_of_the_packets_and_whole_digits() {
+    let mut counts = vec![];
+    for ptime in [touchtone_rtc::Ptime::Ms20, touchtone_rtc::Ptime::Ms60] {
+        let srv = start(WhipConfig { ptime, ..config() }).await;
+        let (mut client, location) = connect_client(srv.addr).await;
+        let before = client.control().stats().datagrams_in;
+        let start = Instant::now();
+        let r = request(
+            srv.addr,
+            "POST",
+            &format!("{location}/dtmf"),
+            &[("content-type", "application/json")],
+            br#"{"tones":"147","duration":100,"interToneGap":70}"#,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let keys = heard(&mut client, 3, Duration::from_secs(5)).await;
+        let keys: Vec<char> = keys
+            .iter()
+            .filter(|(_, d)| d.as_millis().abs_diff(100) <= 20)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(keys, ['1', '4', '7'], "{ptime} ms: whole digits");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let per_second =
+            (client.control().stats().datagrams_in - before) as f64 / start.elapsed().as_secs_f64();
+        counts.push(per_second);
+    }
+    // 50 audio packets a second at 20 ms, 17 at 60 ms; telephone-events and RTCP come on top of both.
+    assert!(
+        counts[1] < counts[0] * 0.6,
+        "datagrams per second from the server: {counts:?}"
+    );
 }

@@ -6,4 +6,4 @@
 
 pub mod opus;
 
-pub use self::opus::{OPUS_FRAME, OpusError, OpusReceiver, OpusSender, Upsampler};
+pub use self::opus::{OPUS_BITRATE, OPUS_FRAME, OpusError, OpusReceiver, OpusSender, Upsampler};

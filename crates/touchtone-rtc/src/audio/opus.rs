@@ -13,6 +13,8 @@ use ::opus::{Application, Bitrate, Channels, Decoder, Encoder};
 use thiserror::Error;
 use touchtone::inband::ToneGenerator;
 
+use crate::codec::Ptime;
+
 /// Samples in one 20 ms frame at 48 kHz.
 pub const OPUS_FRAME: usize = 960;
 
@@ -35,12 +37,12 @@ pub enum OpusError {
     Codec(#[from] ::opus::Error),
 }
 
-/// Encodes 20 ms frames of 48 kHz mono audio for sending: DTMF tones from a generator while they play,
+/// Encodes packets (20 ms unless asked otherwise) of 48 kHz mono audio for sending: DTMF tones from a generator while they play,
 /// else the configured 8 kHz audio (upsampled), else silence, one continuous stream for the encoder.
 pub struct OpusSender {
     encoder: Encoder,
     upsampler: Upsampler,
-    pcm: [i16; OPUS_FRAME],
+    pcm: Vec<i16>,
     out: Vec<u8>,
 }
 
@@ -58,46 +60,55 @@ impl OpusSender {
 
     /// An encoder at 48 kHz mono and `bitrate` bits per second.
     pub fn with_bitrate(bitrate: i32) -> Result<Self, OpusError> {
+        Self::with_ptime(bitrate, Ptime::Ms20)
+    }
+
+    /// An encoder at 48 kHz mono and `bitrate` bits per second whose packets carry `ptime` of audio.
+    pub fn with_ptime(bitrate: i32, ptime: Ptime) -> Result<Self, OpusError> {
         let mut encoder = Encoder::new(48_000, Channels::Mono, Application::Voip)?;
         encoder.set_bitrate(Bitrate::Bits(bitrate))?;
         Ok(OpusSender {
             encoder,
             upsampler: Upsampler::new(),
-            pcm: [0; OPUS_FRAME],
+            pcm: vec![0; ptime.samples(48_000)],
             out: vec![0; 1500],
         })
     }
 
-    /// Encodes one 20 ms frame of 48 kHz samples.
-    pub fn encode(&mut self, pcm: &[i16; OPUS_FRAME]) -> Result<&[u8], OpusError> {
+    /// Encodes one frame of 48 kHz samples (2.5, 5, 10, 20, 40 or 60 ms: libopus refuses other lengths).
+    pub fn encode(&mut self, pcm: &[i16]) -> Result<&[u8], OpusError> {
         let n = self.encoder.encode(pcm, &mut self.out)?;
         Ok(&self.out[..n])
     }
 
-    /// The next packet: `tones` (a 48 kHz generator) while it has anything queued, else 20 ms of `audio`
-    /// (8 kHz, looped from `*pos`), else silence.
+    /// The next packet: `tones` (a 48 kHz generator) while it has anything queued, else a packet's time
+    /// of `audio` (8 kHz, looped from `*pos`), else silence.
     pub fn next_frame(
         &mut self,
         tones: Option<&mut ToneGenerator>,
         audio: Option<(&[i16], &mut usize)>,
     ) -> Result<&[u8], OpusError> {
-        let mut pcm = self.pcm;
+        let mut pcm = std::mem::take(&mut self.pcm);
         match (tones.filter(|g| !g.is_empty()), audio) {
             (Some(g), _) => {
                 g.fill(&mut pcm);
             }
             (None, Some((audio, pos))) if !audio.is_empty() => {
-                let mut narrow = [0i16; OPUS_FRAME / 6];
-                for s in narrow.iter_mut() {
-                    *pos %= audio.len();
-                    *s = audio[*pos];
-                    *pos += 1;
+                for frame in pcm.chunks_mut(OPUS_FRAME) {
+                    let mut narrow = [0i16; OPUS_FRAME / 6];
+                    for s in narrow.iter_mut() {
+                        *pos %= audio.len();
+                        *s = audio[*pos];
+                        *pos += 1;
+                    }
+                    self.upsampler.process(&narrow, frame);
                 }
-                self.upsampler.process(&narrow, &mut pcm);
             }
             _ => pcm.fill(0),
         }
-        self.encode(&pcm)
+        let n = self.encoder.encode(&pcm, &mut self.out);
+        self.pcm = pcm;
+        Ok(&self.out[..n?])
     }
 }
 

@@ -1,15 +1,15 @@
-//! The audio a peer sends: 20 ms frames of silence, looped file audio or in-band tones, on the RTP clock.
+//! The audio a peer sends: packets of silence, looped file audio or in-band tones, on the RTP clock.
 
 use super::*;
 
 impl Peer {
-    /// The next 20 ms of G.711 audio to send: in-band tones while they play, else the configured audio;
-    /// `None` means silence.
-    pub(super) fn next_pcm_frame(&mut self, codec: AudioCodec) -> Option<[i16; 160]> {
+    /// The next packet's time of G.711 audio to send: in-band tones while they play, else the configured
+    /// audio; `None` means silence.
+    pub(super) fn next_pcm_frame(&mut self, codec: AudioCodec, ptime: Ptime) -> Option<Vec<i16>> {
         if codec.clock_rate() != 8000 {
             return None;
         }
-        let mut pcm = [0i16; 160];
+        let mut pcm = vec![0i16; ptime.samples(8000)];
         if let Some(g) = self.generator.as_mut().filter(|g| !g.is_empty()) {
             g.fill(&mut pcm);
             return Some(pcm);
@@ -20,6 +20,17 @@ impl Peer {
             self.audio_pos = (self.audio_pos + 1) % audio.len();
         }
         Some(pcm)
+    }
+
+    /// Whether a telephone-event plays during any of the `len` of media time from `t`: tones last at
+    /// least 40 ms, so looking every 10 ms and at the last millisecond finds each one.
+    pub(super) fn event_overlaps(&self, t: Instant, len: Duration) -> bool {
+        let step = Duration::from_millis(10);
+        let last = t + len - Duration::from_millis(1);
+        std::iter::successors(Some(t), |&x| Some(x + step))
+            .take_while(|&x| x < last)
+            .chain([last])
+            .any(|x| self.sender.is_playing(x))
     }
 
     pub(super) fn media_time(&self, t: Instant) -> u32 {

@@ -23,6 +23,9 @@ pub struct PeerConfig {
     pub inband_detect: bool,
     /// Audio to send, looped: 8 kHz mono 16-bit PCM (upsampled to 48 kHz and encoded on Opus calls).
     pub audio: Option<Arc<[i16]>>,
+    /// How much audio each RTP packet sent carries: 20 ms as browsers send, or 40 or 60 ms for fewer
+    /// packets per call (telephone-event packets keep their own pace).
+    pub ptime: Ptime,
     /// The DTLS certificate; `None` makes one for this peer. A server shares one across its calls
     /// ([`generate_certificate`]), which saves making a key per call.
     pub dtls_cert: Option<DtlsCert>,
@@ -46,6 +49,7 @@ impl Default for PeerConfig {
             inband_send: false,
             inband_detect: false,
             audio: None,
+            ptime: Ptime::default(),
             dtls_cert: None,
         }
     }

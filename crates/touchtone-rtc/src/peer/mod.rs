@@ -15,8 +15,8 @@ use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc};
 use touchtone::inband::{Detector, ToneGenerator, g711};
 use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, EventSet, RtpInfo};
 
-use crate::audio::{OpusReceiver, OpusSender};
-use crate::codec::{AudioCodec, configure, telephone_event_rates};
+use crate::audio::{OPUS_BITRATE, OpusReceiver, OpusSender};
+use crate::codec::{AudioCodec, Ptime, configure, telephone_event_rates};
 use crate::error::{NegotiationError, RtcError};
 use crate::event::{
     ConnectionState, DigitInfo, DigitSource, IceConnectionState as IceState, IceGatheringState,
@@ -31,9 +31,6 @@ mod digits;
 mod negotiate;
 
 pub use config::{DurationClock, Negotiated, PeerConfig, Transmit, generate_certificate};
-
-/// Audio frame length: one packet every 20 ms.
-pub const FRAME: Duration = Duration::from_millis(20);
 
 /// One WebRTC call: SDP in and out, UDP datagrams in and out, DTMF both ways.
 pub struct Peer {
@@ -306,12 +303,11 @@ impl Peer {
                 self.write_rtp(pt, p.timestamp, p.at, p.marker, &bytes)?;
             }
         }
+        let ptime = self.config.ptime;
         while let Some(t) = self.next_frame.filter(|t| *t <= now) {
-            self.next_frame = Some(t + FRAME);
+            self.next_frame = Some(t + ptime.duration());
             // No audio for the media time a telephone-event covers (in-band tones are the audio).
-            let busy = self.generator.is_none()
-                && (self.sender.is_playing(t)
-                    || self.sender.is_playing(t + FRAME - Duration::from_millis(1)));
+            let busy = self.generator.is_none() && self.event_overlaps(t, ptime.duration());
             if let (false, Some(n)) = (busy, self.negotiated) {
                 let ts = self.media_time(t);
                 if let Some(tx) = self.opus_tx.as_mut() {
@@ -324,7 +320,7 @@ impl Peer {
                     self.write_rtp(n.audio_pt, ts, t, false, &packet)?;
                     continue;
                 }
-                match self.next_pcm_frame(n.codec) {
+                match self.next_pcm_frame(n.codec, ptime) {
                     Some(pcm) => {
                         let frame: Vec<u8> = match n.codec {
                             AudioCodec::Pcma => {
@@ -334,7 +330,7 @@ impl Peer {
                         };
                         self.write_rtp(n.audio_pt, ts, t, false, &frame)?;
                     }
-                    None => self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence_frame())?,
+                    None => self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence(ptime))?,
                 }
             }
         }
