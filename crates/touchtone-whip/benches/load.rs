@@ -38,7 +38,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use touchtone_rtc::{Call, CallHandle, ConnectionState, InsertDtmfError, PeerConfig, PeerEvent};
+use touchtone_rtc::{
+    Call, CallHandle, ConnectionState, InsertDtmfError, PeerConfig, PeerEvent, Ptime,
+};
 
 const USAGE: &str = "\
 cargo bench -p touchtone-whip --bench load -- [options]
@@ -61,6 +63,7 @@ cargo bench -p touchtone-whip --bench load -- [options]
   --tolerance-ms MS    allowed key-up duration error (20: one packet interval)
   --sample-secs SECS   one line per interval (10)
   --threads N          the client runtime's worker threads (2)
+  --client-ptime MS    audio per packet the clients send: 20 (browsers), 40 or 60 (20)
   --json               JSON lines on stdout (the text goes to stderr)
 ";
 
@@ -87,6 +90,7 @@ struct Opts {
     tolerance_ms: f64,
     sample_secs: f64,
     threads: usize,
+    client_ptime: Ptime,
     json: bool,
 }
 
@@ -114,6 +118,7 @@ impl Default for Opts {
             tolerance_ms: 20.0,
             sample_secs: 10.0,
             threads: 2,
+            client_ptime: Ptime::Ms20,
             json: false,
         }
     }
@@ -155,6 +160,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--tolerance-ms" => o.tolerance_ms = num(a, val(a)?)?,
             "--sample-secs" => o.sample_secs = num(a, val(a)?)?,
             "--threads" => o.threads = num(a, val(a)?)?,
+            "--client-ptime" => o.client_ptime = val(a)?.parse()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -958,6 +964,7 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let config = PeerConfig {
         dtls_cert: ctx.cert.clone(),
+        ptime: o.client_ptime,
         ..PeerConfig::default()
     };
     let mut call = match Call::bind(lo, config).await {
@@ -1847,6 +1854,7 @@ async fn run(opts: Opts, srv: &Server) -> Value {
             "idle_timeout_s": o.idle_timeout, "digits_per_round": o.digits, "tone_ms": o.tone_ms,
             "gap_ms": o.gap_ms, "pause_ms": o.pause_ms, "tolerance_ms": o.tolerance_ms,
             "client_threads": o.threads, "server_args": o.server_args,
+            "client_ptime_ms": o.client_ptime.millis(),
         }),
     );
     summary.insert(
