@@ -246,8 +246,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::input(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
         let mut signals = Signals::new()?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
+        let listener = touchtone_whip::listen(args.listen)
             .map_err(|e| Failure::input(format!("cannot listen on {}: {e}", args.listen)))?;
         let addr = listener
             .local_addr()

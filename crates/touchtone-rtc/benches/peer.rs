@@ -4,13 +4,15 @@
 //! peers, so the time per iteration is what a server and its client spend together per call-second
 //! in str0m, SRTP and the peer (no syscalls): 1 ms per call-second is 0.1% of a core per call.
 //!
+//! A third case measures a call's setup on both sides (offer, answer, ICE, DTLS), without HTTP.
+//!
 //! `cargo bench -p touchtone-rtc --bench peer`. It also prints how often each peer's timers ran.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use touchtone_rtc::{Peer, PeerConfig, PeerEvent, Transmit};
+use touchtone_rtc::{DtlsCert, Peer, PeerConfig, PeerEvent, Transmit, generate_certificate};
 
 /// Two connected peers, the simulated clock, and counts of what they did.
 struct Call {
@@ -27,11 +29,20 @@ const ROUND: Duration = Duration::from_millis(2360);
 
 impl Call {
     fn new() -> Call {
+        Call::with_cert(None)
+    }
+
+    /// Two peers that use `cert` (else one each) set up until both can send DTMF.
+    fn with_cert(cert: Option<&DtlsCert>) -> Call {
+        let config = PeerConfig {
+            dtls_cert: cert.cloned(),
+            ..PeerConfig::default()
+        };
         let now = Instant::now();
         let a_addr: SocketAddr = "127.0.0.1:10000".parse().unwrap();
         let b_addr: SocketAddr = "127.0.0.1:20000".parse().unwrap();
-        let mut a = Peer::new(now, a_addr, PeerConfig::default()).unwrap();
-        let mut b = Peer::new(now, b_addr, PeerConfig::default()).unwrap();
+        let mut a = Peer::new(now, a_addr, config.clone()).unwrap();
+        let mut b = Peer::new(now, b_addr, config).unwrap();
         let offer = a.create_offer().unwrap();
         let answer = b.accept_offer(now, &offer).unwrap();
         a.accept_answer(now, &answer).unwrap();
@@ -144,6 +155,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+    // A call's setup on both sides, as a server and its clients do it: offer, answer, ICE and the DTLS
+    // handshake until both peers can send DTMF; each side has its certificate made beforehand.
+    let cert = generate_certificate().expect("a certificate");
+    c.bench_function("call setup (two peers, shared certificate)", |b| {
+        b.iter(|| Call::with_cert(Some(&cert)))
+    });
 }
 
 /// How many calls the cache-cold case runs.

@@ -64,6 +64,8 @@ cargo bench -p touchtone-whip --bench load -- [options]
   --sample-secs SECS   one line per interval (10)
   --threads N          the client runtime's worker threads (2)
   --client-ptime MS    audio per packet the clients send: 20 (browsers), 40 or 60 (20)
+  --offers-first       with --burst: every client makes its socket and offer before any is posted,
+                       so the burst is N offers posted at once (else each posts once its offer is made)
   --json               JSON lines on stdout (the text goes to stderr)
 ";
 
@@ -91,6 +93,7 @@ struct Opts {
     sample_secs: f64,
     threads: usize,
     client_ptime: Ptime,
+    offers_first: bool,
     json: bool,
 }
 
@@ -119,6 +122,7 @@ impl Default for Opts {
             sample_secs: 10.0,
             threads: 2,
             client_ptime: Ptime::Ms20,
+            offers_first: false,
             json: false,
         }
     }
@@ -161,6 +165,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--sample-secs" => o.sample_secs = num(a, val(a)?)?,
             "--threads" => o.threads = num(a, val(a)?)?,
             "--client-ptime" => o.client_ptime = val(a)?.parse()?,
+            "--offers-first" => o.offers_first = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -797,6 +802,12 @@ struct Ctx {
     /// The clients' DTLS certificate: each client stands in for a browser, which made its key long
     /// before the call, so the benchmark does not spend its CPU making one per call.
     cert: Option<touchtone_rtc::DtlsCert>,
+    /// Calls whose offer is made and waiting for `go`.
+    prepared: AtomicU64,
+    /// Set when the calls may post their offers: at once, or with `--burst --offers-first` once every
+    /// call has its offer ready (as many browsers with their offers made), so the burst is the posting
+    /// of N offers.
+    go: tokio::sync::watch::Sender<bool>,
 }
 
 const KEYS: &[u8; 16] = b"0123456789*#ABCD";
@@ -984,6 +995,8 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
         relay = Some(r);
     }
 
+    ctx.prepared.fetch_add(1, Relaxed);
+    let _ = ctx.go.subscribe().wait_for(|go| *go).await;
     // Offer posted -> answer -> both sides connected.
     let t0 = Instant::now();
     let resp = Http::new(ctx.http)
@@ -1641,6 +1654,8 @@ async fn run(opts: Opts, srv: &Server) -> Value {
         junk,
         live: AtomicU64::new(0),
         cert: cert.clone(),
+        prepared: AtomicU64::new(0),
+        go: tokio::sync::watch::Sender::new(!(opts.burst && opts.offers_first) || opts.cycle),
     });
     let o = &ctx.opts;
     out.text(&format!(
@@ -1664,6 +1679,8 @@ async fn run(opts: Opts, srv: &Server) -> Value {
             junk: UdpSocket::bind("127.0.0.1:0").await.expect("junk socket"),
             live: AtomicU64::new(0),
             cert,
+            prepared: AtomicU64::new(0),
+            go: tokio::sync::watch::Sender::new(true),
         });
         run_call(
             warm.clone(),
@@ -1679,14 +1696,30 @@ async fn run(opts: Opts, srv: &Server) -> Value {
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    let offers_first = o.burst && o.offers_first && !o.cycle;
+    if offers_first {
+        // Every client makes its socket and offer first; the burst is then N offers posted at once.
+        for i in 0..o.calls as u64 {
+            tasks.spawn(run_call(ctx.clone(), i, Fate::HangUp, None));
+        }
+        let st = &ctx.stats;
+        let ready = Instant::now();
+        while ctx.prepared.load(Relaxed) + st.failed.load(Relaxed) < o.calls as u64
+            && ready.elapsed() < Duration::from_secs(120)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let load_start = loadavg();
     let base = srv.snap();
     let me0 = proc_snap(std::process::id());
     let t0 = Instant::now();
     let mut sampler = Sampler::new(t0, srv);
     tokio::spawn(junk_loop(ctx.clone()));
+    ctx.go.send_replace(true);
 
-    let mut tasks = tokio::task::JoinSet::new();
     let mut rng = Rng(0x1234_5678
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1698,6 +1731,9 @@ async fn run(opts: Opts, srv: &Server) -> Value {
         // N calls, all at once (--burst) or at --rate, running until --duration after they are up.
         let gap = Duration::from_secs_f64(1.0 / o.rate.max(0.001));
         for i in 0..o.calls as u64 {
+            if offers_first {
+                break; // Spawned above, offers made.
+            }
             tasks.spawn(run_call(ctx.clone(), i, Fate::HangUp, None));
             if !o.burst {
                 tokio::time::sleep(gap).await;
@@ -1854,7 +1890,7 @@ async fn run(opts: Opts, srv: &Server) -> Value {
             "idle_timeout_s": o.idle_timeout, "digits_per_round": o.digits, "tone_ms": o.tone_ms,
             "gap_ms": o.gap_ms, "pause_ms": o.pause_ms, "tolerance_ms": o.tolerance_ms,
             "client_threads": o.threads, "server_args": o.server_args,
-            "client_ptime_ms": o.client_ptime.millis(),
+            "client_ptime_ms": o.client_ptime.millis(), "offers_first": o.offers_first,
         }),
     );
     summary.insert(

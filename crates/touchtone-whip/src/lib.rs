@@ -33,7 +33,8 @@
 //!         let _ = hub.insert_dtmf(&call.id, "1234#", 100, 70).await;
 //!     }
 //! });
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! // A listener whose accept queue holds a burst of offers (`TcpListener::bind` works too).
+//! let listener = touchtone_whip::listen("127.0.0.1:8080".parse().unwrap())?;
 //! // `axum::serve(listener, app)` works too; this one adds header timeouts and connection caps, and
 //! // gives handlers the client address for the per-client call rate.
 //! touchtone_whip::serve(listener, app, ServerLimits::default(), std::future::pending()).await;
@@ -71,7 +72,7 @@ pub use hub::{Answer, CallInfo, Hub};
 pub use limits::CallRate;
 pub use metrics::MetricsSnapshot;
 pub use rtc::{EventLine, digit_str, ms};
-pub use server::{ServerLimits, serve};
+pub use server::{LISTEN_BACKLOG, ServerLimits, listen, serve};
 pub use touchtone_rtc::{Ptime, UdpEndpoint};
 
 /// The README's examples, compiled and run as doc tests (with `touchtone` and `touchtone-rtc`, which this

@@ -18,6 +18,24 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
+/// Connections the kernel queues for [`serve`] to accept: a burst of offers from many browsers
+/// arrives at once, and a connection the queue has no room for waits a full second for its SYN to be
+/// sent again. Linux caps it at `net.core.somaxconn` (4096 by default).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A TCP listener on `addr` for [`serve`], with a [`LISTEN_BACKLOG`] long accept queue (tokio's
+/// `TcpListener::bind` asks for 1024).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Connection limits of [`serve`].
 #[derive(Debug, Clone)]
 pub struct ServerLimits {

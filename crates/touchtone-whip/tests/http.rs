@@ -515,3 +515,30 @@ async fn idle_calls_are_ended_and_forgotten() {
     assert_eq!(srv.hub.metrics().calls_active, 0);
     srv.stop().await;
 }
+
+/// Connections to `listener` that complete within 0.9 s when `n` are opened at once and none is
+/// accepted (a connection the accept queue has no room for waits a second for its SYN to be resent).
+async fn queued_at_once(listener: &tokio::net::TcpListener, n: usize) -> usize {
+    let addr = listener.local_addr().unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        set.spawn(tokio::time::timeout(
+            Duration::from_millis(900),
+            TcpStream::connect(addr),
+        ));
+    }
+    let mut open = vec![];
+    while let Some(r) = set.join_next().await {
+        if let Ok(Ok(Ok(stream))) = r {
+            open.push(stream);
+        }
+    }
+    open.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_1500_connections_waits_in_the_accept_queue() {
+    // A burst of offers from many browsers connects at once, faster than a busy server accepts.
+    let listener = touchtone_whip::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    assert_eq!(queued_at_once(&listener, 1500).await, 1500);
+}
