@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use touchtone::inband::{Detector, ToneGenerator};
+use touchtone_rtc::Ptime;
 use touchtone_rtc::audio::{OPUS_FRAME, OpusReceiver, OpusSender};
 
 /// One second of a call's audio at 48 kHz: tones with gaps, over low noise (what a caller's phone
@@ -89,7 +90,7 @@ fn bench(c: &mut Criterion) {
                 g.push_tones("1593", 120, 130).unwrap();
             }
             for _ in 0..50 {
-                black_box(tx.next_frame(Some(&mut g), None).unwrap());
+                black_box(tx.next_frame(Ptime::Ms20, Some(&mut g), None).unwrap());
             }
         })
     });
@@ -101,7 +102,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("8 kHz audio upsampled + encode (send --audio)", |b| {
         b.iter(|| {
             for _ in 0..50 {
-                black_box(tx.next_frame(None, Some((&audio, &mut pos))).unwrap());
+                black_box(
+                    tx.next_frame(Ptime::Ms20, None, Some((&audio, &mut pos)))
+                        .unwrap(),
+                );
             }
         })
     });

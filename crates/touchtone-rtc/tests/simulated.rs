@@ -439,6 +439,13 @@ fn a_longer_ptime_sends_fewer_packets_each_a_whole_ptime_of_silence() {
 
 #[test]
 fn at_60_ms_telephone_events_keep_their_timing_and_audio_stays_out_of_them() {
+    // DTMF asked for at several points of a 60 ms packet being gathered.
+    for offset_ms in [0, 7, 23, 41, 59] {
+        sixty_ms_call_dials(Duration::from_millis(offset_ms));
+    }
+}
+
+fn sixty_ms_call_dials(offset: Duration) {
     let mut p = Pair::new(
         PeerConfig {
             ptime: Ptime::Ms60,
@@ -448,6 +455,9 @@ fn at_60_ms_telephone_events_keep_their_timing_and_audio_stays_out_of_them() {
     );
     p.connect();
     p.a.set_record_rtp(true);
+    let idle = p.now + Duration::from_millis(300);
+    p.run_until(|p| p.now >= idle);
+    p.now += offset;
     let t0 = p.now;
     p.a.insert_dtmf(t0, "159#", 100, 70).unwrap();
     p.run_until(|p| {
@@ -457,6 +467,8 @@ fn at_60_ms_telephone_events_keep_their_timing_and_audio_stays_out_of_them() {
             .count()
             == 4
     });
+    let after = p.now + Duration::from_millis(500);
+    p.run_until(|p| p.now >= after);
     let ups: Vec<_> = p
         .b_events
         .iter()
@@ -486,15 +498,40 @@ fn at_60_ms_telephone_events_keep_their_timing_and_audio_stays_out_of_them() {
         *e = (*e).max(duration);
     }
     assert_eq!(events.len(), 4, "four events");
-    let step = Ptime::Ms60.samples(48_000) as u32;
+    // While tones are scheduled the audio goes in 20 ms packets, so that it stops and resumes close
+    // to each tone's edges; before and after, in 60 ms ones.
+    let first = *events.keys().min().unwrap();
+    let last_end = events.iter().map(|(s, l)| s + l).max().unwrap();
+    let mut opus = OpusReceiver::new().unwrap();
+    let lengths: Vec<(u32, usize)> = sent
+        .iter()
+        .filter(|(pt, _, _)| *pt == audio_pt)
+        .enumerate()
+        .map(|(i, (_, ts, payload))| (*ts, opus.decode(i as u16, payload).unwrap().len()))
+        .collect();
+    assert!(lengths.iter().any(|(ts, n)| *ts < first && *n == 2880));
+    assert!(lengths.iter().any(|(ts, n)| *ts > last_end && *n == 2880));
+    for (ts, n) in &lengths {
+        if (first..last_end).contains(ts) {
+            assert_eq!(*n, 960, "audio at {ts} while tones were scheduled");
+        }
+    }
     // A tone starts at its playout task, so the packet before it may reach into its first
-    // milliseconds (where the receiver plays the tone); no packet may start inside it or cover its end.
-    for (_, ts, _) in sent.iter().filter(|(pt, _, _)| *pt == audio_pt) {
+    // milliseconds (where the receiver plays the tone), less than 20 ms as from a browser; no packet
+    // may start inside one or span one.
+    for (ts, n) in &lengths {
+        let end_ts = ts + (*n as u32);
         for (start, len) in &events {
             let end = start + len;
             assert!(
-                !(*start..end).contains(ts) && !(*ts..ts + step).contains(&end),
+                !((*start..end).contains(ts) || (*ts < *start && end_ts > end)),
                 "audio at {ts} overlaps the event at {start}"
+            );
+            // Held audio is cut at the 20 ms step before a tone: less than 20 ms of overlap.
+            assert!(
+                !(*ts < *start && end_ts > start + 960),
+                "audio at {ts} reaches {} ticks into the tone at {start}",
+                end_ts - start
             );
         }
     }

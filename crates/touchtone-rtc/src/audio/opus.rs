@@ -60,17 +60,12 @@ impl OpusSender {
 
     /// An encoder at 48 kHz mono and `bitrate` bits per second.
     pub fn with_bitrate(bitrate: i32) -> Result<Self, OpusError> {
-        Self::with_ptime(bitrate, Ptime::Ms20)
-    }
-
-    /// An encoder at 48 kHz mono and `bitrate` bits per second whose packets carry `ptime` of audio.
-    pub fn with_ptime(bitrate: i32, ptime: Ptime) -> Result<Self, OpusError> {
         let mut encoder = Encoder::new(48_000, Channels::Mono, Application::Voip)?;
         encoder.set_bitrate(Bitrate::Bits(bitrate))?;
         Ok(OpusSender {
             encoder,
             upsampler: Upsampler::new(),
-            pcm: vec![0; ptime.samples(48_000)],
+            pcm: vec![0; Ptime::Ms60.samples(48_000)],
             out: vec![0; 1500],
         })
     }
@@ -81,17 +76,19 @@ impl OpusSender {
         Ok(&self.out[..n])
     }
 
-    /// The next packet: `tones` (a 48 kHz generator) while it has anything queued, else a packet's time
-    /// of `audio` (8 kHz, looped from `*pos`), else silence.
+    /// The next packet, `ptime` long: `tones` (a 48 kHz generator) while it has anything queued, else
+    /// `audio` (8 kHz, looped from `*pos`), else silence.
     pub fn next_frame(
         &mut self,
+        ptime: Ptime,
         tones: Option<&mut ToneGenerator>,
         audio: Option<(&[i16], &mut usize)>,
     ) -> Result<&[u8], OpusError> {
-        let mut pcm = std::mem::take(&mut self.pcm);
+        let mut all = std::mem::take(&mut self.pcm);
+        let pcm = &mut all[..ptime.samples(48_000)];
         match (tones.filter(|g| !g.is_empty()), audio) {
             (Some(g), _) => {
-                g.fill(&mut pcm);
+                g.fill(pcm);
             }
             (None, Some((audio, pos))) if !audio.is_empty() => {
                 for frame in pcm.chunks_mut(OPUS_FRAME) {
@@ -106,8 +103,8 @@ impl OpusSender {
             }
             _ => pcm.fill(0),
         }
-        let n = self.encoder.encode(&pcm, &mut self.out);
-        self.pcm = pcm;
+        let n = self.encoder.encode(pcm, &mut self.out);
+        self.pcm = all;
         Ok(&self.out[..n?])
     }
 }
@@ -262,7 +259,10 @@ mod tests {
             let mut rx = OpusReceiver::new().unwrap();
             let mut out = Vec::new();
             for seq in 0..120u16 {
-                let packet = tx.next_frame(Some(&mut g), None).unwrap().to_vec();
+                let packet = tx
+                    .next_frame(Ptime::Ms20, Some(&mut g), None)
+                    .unwrap()
+                    .to_vec();
                 out.extend_from_slice(rx.decode(seq, &packet).unwrap());
             }
             assert_eq!(out.len(), 120 * OPUS_FRAME);
@@ -279,7 +279,7 @@ mod tests {
         let mut tx = OpusSender::new().unwrap();
         let mut rx = OpusReceiver::new().unwrap();
         let frames: Vec<Vec<u8>> = (0..8)
-            .map(|_| tx.next_frame(None, None).unwrap().to_vec())
+            .map(|_| tx.next_frame(Ptime::Ms20, None, None).unwrap().to_vec())
             .collect();
         assert_eq!(rx.decode(100, &frames[0]).unwrap().len(), OPUS_FRAME);
         assert_eq!(rx.decode(100, &frames[0]).unwrap().len(), 0, "a duplicate");

@@ -22,6 +22,84 @@ impl Peer {
         Some(pcm)
     }
 
+    /// Sends the audio packets due at or before `now`. Audio runs on a 20 ms grid. With a longer
+    /// [`PeerConfig::ptime`] and no DTMF scheduled, a packet gathers that many milliseconds and goes
+    /// when they are over, as a sender that captures audio sends it. When DTMF is scheduled meanwhile,
+    /// the audio held goes in 20 ms packets up to the first tone ([`cut_long_packet`](Self::cut_long_packet)):
+    /// the audio a receiver decodes before a tone then ends within 20 ms of it, as from a browser.
+    /// (Chromium and Firefox played tones up to 55 ms long, and Chromium once dropped one, when longer
+    /// packets reached into them.)
+    pub(super) fn send_due_audio(&mut self, now: Instant) -> Result<(), RtcError> {
+        let step = Ptime::Ms20.duration();
+        while let Some(t) = self.next_frame.filter(|t| *t <= now) {
+            if let Some(start) = self.long_start.take() {
+                // The gathered packet is complete.
+                self.send_audio(start, self.config.ptime)?;
+            }
+            if self.config.ptime != Ptime::Ms20 && self.sender.is_idle() {
+                self.long_start = Some(t);
+                self.next_frame = Some(t + self.config.ptime.duration());
+                continue;
+            }
+            self.next_frame = Some(t + step);
+            // No audio for the media time a telephone-event covers (in-band tones are the audio).
+            if self.generator.is_some() || !self.event_overlaps(t, step) {
+                self.send_audio(t, Ptime::Ms20)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Once DTMF is scheduled while a longer packet is being gathered, sends the 20 ms steps of it
+    /// that start before `now` and goes back to the 20 ms grid.
+    pub(super) fn cut_long_packet(&mut self, now: Instant) -> Result<(), RtcError> {
+        if self.sender.is_idle() {
+            return Ok(());
+        }
+        let Some(start) = self.long_start.take() else {
+            return Ok(());
+        };
+        // In 20 ms packets, so that the audio a receiver decodes before the tone ends within 20 ms of it.
+        let step = Ptime::Ms20.duration();
+        let mut t = start;
+        while t < now && t < start + self.config.ptime.duration() {
+            self.send_audio(t, Ptime::Ms20)?;
+            t += step;
+        }
+        self.next_frame = Some(t);
+        Ok(())
+    }
+
+    /// Sends one audio packet of `ptime` whose media starts at `t`: in-band tones, the configured
+    /// audio, or silence.
+    fn send_audio(&mut self, t: Instant, ptime: Ptime) -> Result<(), RtcError> {
+        let Some(n) = self.negotiated else {
+            return Ok(());
+        };
+        let ts = self.media_time(t);
+        if let Some(tx) = self.opus_tx.as_mut() {
+            let audio = self
+                .config
+                .audio
+                .as_deref()
+                .map(|a| (a, &mut self.audio_pos));
+            let packet = tx
+                .next_frame(ptime, self.generator.as_mut(), audio)?
+                .to_vec();
+            return self.write_rtp(n.audio_pt, ts, t, false, &packet);
+        }
+        match self.next_pcm_frame(n.codec, ptime) {
+            Some(pcm) => {
+                let frame: Vec<u8> = match n.codec {
+                    AudioCodec::Pcma => pcm.iter().map(|s| g711::linear_to_alaw(*s)).collect(),
+                    _ => pcm.iter().map(|s| g711::linear_to_ulaw(*s)).collect(),
+                };
+                self.write_rtp(n.audio_pt, ts, t, false, &frame)
+            }
+            None => self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence(ptime)),
+        }
+    }
+
     /// Whether a telephone-event plays during any of the `len` of media time from `t`: tones last at
     /// least 40 ms, so looking every 10 ms and at the last millisecond finds each one.
     pub(super) fn event_overlaps(&self, t: Instant, len: Duration) -> bool {

@@ -23,8 +23,9 @@ pub struct PeerConfig {
     pub inband_detect: bool,
     /// Audio to send, looped: 8 kHz mono 16-bit PCM (upsampled to 48 kHz and encoded on Opus calls).
     pub audio: Option<Arc<[i16]>>,
-    /// How much audio each RTP packet sent carries: 20 ms as browsers send, or 40 or 60 ms for fewer
-    /// packets per call (telephone-event packets keep their own pace).
+    /// How much audio each RTP packet sent carries while no DTMF is scheduled: 20 ms as browsers send,
+    /// or 40 or 60 ms for fewer packets per call. Around DTMF the audio goes in 20 ms packets, so that a
+    /// receiver's playout of each tone keeps its length; telephone-event packets keep their own pace.
     pub ptime: Ptime,
     /// The DTLS certificate; `None` makes one for this peer. A server shares one across its calls
     /// ([`generate_certificate`]), which saves making a key per call.

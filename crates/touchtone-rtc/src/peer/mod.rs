@@ -15,7 +15,7 @@ use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc};
 use touchtone::inband::{Detector, ToneGenerator, g711};
 use touchtone::{DigitEvent, DtmfReceiver, DtmfSender, EventSet, RtpInfo};
 
-use crate::audio::{OPUS_BITRATE, OpusReceiver, OpusSender};
+use crate::audio::{OpusReceiver, OpusSender};
 use crate::codec::{AudioCodec, Ptime, configure, telephone_event_rates};
 use crate::error::{NegotiationError, RtcError};
 use crate::event::{
@@ -55,6 +55,9 @@ pub struct Peer {
     seq: u64,
     audio_origin: Option<Instant>,
     next_frame: Option<Instant>,
+    /// Where the longer packet being gathered starts, while [`PeerConfig::ptime`] is over 20 ms and no
+    /// DTMF is scheduled; it is sent when `next_frame` comes, at the start of its last 20 ms.
+    long_start: Option<Instant>,
     rtc_timeout: Instant,
     transmits: VecDeque<Transmit>,
     events: VecDeque<PeerEvent>,
@@ -112,6 +115,7 @@ impl Peer {
             seq: 1,
             audio_origin: None,
             next_frame: None,
+            long_start: None,
             rtc_timeout: now,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -294,6 +298,8 @@ impl Peer {
         }
         self.run_playout(now);
         let packets_out = self.packets_out;
+        // DTMF just got scheduled: what a longer packet held so far goes now, before the tone.
+        self.cut_long_packet(now)?;
         while let Some(p) = self.sender.poll_packet() {
             if self.generator.is_some() {
                 continue; // In-band mode: the tones travel as audio.
@@ -303,37 +309,7 @@ impl Peer {
                 self.write_rtp(pt, p.timestamp, p.at, p.marker, &bytes)?;
             }
         }
-        let ptime = self.config.ptime;
-        while let Some(t) = self.next_frame.filter(|t| *t <= now) {
-            self.next_frame = Some(t + ptime.duration());
-            // No audio for the media time a telephone-event covers (in-band tones are the audio).
-            let busy = self.generator.is_none() && self.event_overlaps(t, ptime.duration());
-            if let (false, Some(n)) = (busy, self.negotiated) {
-                let ts = self.media_time(t);
-                if let Some(tx) = self.opus_tx.as_mut() {
-                    let audio = self
-                        .config
-                        .audio
-                        .as_deref()
-                        .map(|a| (a, &mut self.audio_pos));
-                    let packet = tx.next_frame(self.generator.as_mut(), audio)?.to_vec();
-                    self.write_rtp(n.audio_pt, ts, t, false, &packet)?;
-                    continue;
-                }
-                match self.next_pcm_frame(n.codec, ptime) {
-                    Some(pcm) => {
-                        let frame: Vec<u8> = match n.codec {
-                            AudioCodec::Pcma => {
-                                pcm.iter().map(|s| g711::linear_to_alaw(*s)).collect()
-                            }
-                            _ => pcm.iter().map(|s| g711::linear_to_ulaw(*s)).collect(),
-                        };
-                        self.write_rtp(n.audio_pt, ts, t, false, &frame)?;
-                    }
-                    None => self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence(ptime))?,
-                }
-            }
-        }
+        self.send_due_audio(now)?;
         // What was just written is queued in str0m; its timeout at `now` sends it.
         if let Some(rtc) = self.rtc.as_mut()
             && (self.packets_out != packets_out || self.rtc_timeout <= now)

@@ -177,9 +177,7 @@ impl Peer {
         self.detector = self.config.inband_detect.then(|| Detector::new(rate));
         let opus = codec == AudioCodec::Opus;
         let sends = self.config.inband_send || self.config.audio.is_some();
-        self.opus_tx = (opus && sends)
-            .then(|| OpusSender::with_ptime(OPUS_BITRATE, self.config.ptime))
-            .transpose()?;
+        self.opus_tx = (opus && sends).then(OpusSender::new).transpose()?;
         self.opus_rx = (opus && self.config.inband_detect)
             .then(OpusReceiver::new)
             .transpose()?;
