@@ -58,8 +58,8 @@ pub struct Args {
     /// source "inband" and not twice when telephone-event carries the same key; costs CPU per call.
     #[arg(long, env = "TOUCHTONE_INBAND_DETECT", value_parser = clap::builder::FalseyValueParser::new())]
     inband_detect: bool,
-    /// Milliseconds of audio in each packet the server sends (20, 40 or 60): browsers send 20; 60 sends
-    /// a third as many packets per call, for servers that carry many calls.
+    /// Milliseconds of audio in each packet the server sends while it is not dialing (20, 40 or 60):
+    /// browsers send 20; 60 sends a third as many packets per call, for servers that carry many calls.
     #[arg(long, env = "TOUCHTONE_PTIME", default_value_t = Ptime::Ms20, value_name = "MS")]
     ptime: Ptime,
     /// Write each call's decrypted RTP (both directions) to DIR/<call id>.pcapng, for Wireshark or
