@@ -499,13 +499,14 @@ fn public_url_makes_location_absolute_and_webhooks_get_signed_events() {
 }
 
 #[test]
-fn bad_sink_and_public_url_settings_are_refused_at_start() {
+fn bad_sink_public_url_and_ptime_settings_are_refused_at_start() {
     for args in [
         ["--public-url", "ftp://media1.example"],
         ["--public-url", "https://media1.example/?a=b"],
         ["--webhook", "https://hooks.example/"],
         ["--webhook", "not a url"],
         ["--nats", "nats://127.0.0.1:1"],
+        ["--ptime", "30"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_touchtone"))
             .args(["serve", "--listen", "127.0.0.1:0"])

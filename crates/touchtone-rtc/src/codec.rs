@@ -192,3 +192,27 @@ pub(crate) fn configure(
         config.add_config(Pt::from(pt), None, Codec::Tele, freq, None, events);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_times_read_as_operators_write_them() {
+        for (text, want) in [
+            ("20", Ptime::Ms20),
+            ("40", Ptime::Ms40),
+            ("60", Ptime::Ms60),
+        ] {
+            assert_eq!(text.parse::<Ptime>(), Ok(want));
+            assert_eq!(format!("{want}ms").parse::<Ptime>(), Ok(want));
+            assert_eq!(want.to_string(), text);
+        }
+        for bad in ["30", "", "0", "120", "sixty", "-20"] {
+            let err = bad.parse::<Ptime>().unwrap_err();
+            assert!(err.contains("20, 40 or 60"), "{bad:?}: {err}");
+        }
+        assert_eq!(Ptime::Ms60.samples(48_000), 2880);
+        assert_eq!(Ptime::Ms40.samples(8000), 320);
+    }
+}
