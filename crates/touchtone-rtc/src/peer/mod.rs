@@ -56,7 +56,7 @@ pub struct Peer {
     audio_origin: Option<Instant>,
     next_frame: Option<Instant>,
     /// Where the longer packet being gathered starts, while [`PeerConfig::ptime`] is over 20 ms and no
-    /// DTMF is scheduled; it is sent when `next_frame` comes, at the start of its last 20 ms.
+    /// DTMF is scheduled; it is sent when `next_frame` comes, once its audio is over.
     long_start: Option<Instant>,
     rtc_timeout: Instant,
     transmits: VecDeque<Transmit>,
