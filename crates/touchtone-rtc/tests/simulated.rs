@@ -538,7 +538,7 @@ fn sixty_ms_call_dials(offset: Duration) {
 }
 
 #[test]
-fn inband_tones_travel_in_60_ms_opus_packets() {
+fn inband_tones_from_a_60_ms_peer_reach_the_detector() {
     for codec in [AudioCodec::Opus, AudioCodec::Pcmu] {
         let mut p = Pair::new(
             PeerConfig {
