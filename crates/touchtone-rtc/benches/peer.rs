@@ -4,7 +4,8 @@
 //! peers, so the time per iteration is what a server and its client spend together per call-second
 //! in str0m, SRTP and the peer (no syscalls): 1 ms per call-second is 0.1% of a core per call.
 //!
-//! A third case measures a call's setup on both sides (offer, answer, ICE, DTLS), without HTTP.
+//! Another case runs the call with the answering side at `--ptime 60`, and one measures a call's setup
+//! on both sides (offer, answer, ICE, DTLS), without HTTP.
 //!
 //! `cargo bench -p touchtone-rtc --bench peer`. It also prints how often each peer's timers ran.
 
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use touchtone_rtc::{DtlsCert, Peer, PeerConfig, PeerEvent, Transmit, generate_certificate};
+use touchtone_rtc::{DtlsCert, Peer, PeerConfig, PeerEvent, Ptime, Transmit, generate_certificate};
 
 /// Two connected peers, the simulated clock, and counts of what they did.
 struct Call {
@@ -29,20 +30,25 @@ const ROUND: Duration = Duration::from_millis(2360);
 
 impl Call {
     fn new() -> Call {
-        Call::with_cert(None)
+        Call::with(None, Ptime::Ms20)
     }
 
-    /// Two peers that use `cert` (else one each) set up until both can send DTMF.
-    fn with_cert(cert: Option<&DtlsCert>) -> Call {
+    /// Two peers that use `cert` (else one each) set up until both can send DTMF; the answering one
+    /// (the server's side) sends `ptime` packets while it is not dialing.
+    fn with(cert: Option<&DtlsCert>, ptime: Ptime) -> Call {
         let config = PeerConfig {
             dtls_cert: cert.cloned(),
             ..PeerConfig::default()
+        };
+        let server = PeerConfig {
+            ptime,
+            ..config.clone()
         };
         let now = Instant::now();
         let a_addr: SocketAddr = "127.0.0.1:10000".parse().unwrap();
         let b_addr: SocketAddr = "127.0.0.1:20000".parse().unwrap();
         let mut a = Peer::new(now, a_addr, config.clone()).unwrap();
-        let mut b = Peer::new(now, b_addr, config).unwrap();
+        let mut b = Peer::new(now, b_addr, server).unwrap();
         let offer = a.create_offer().unwrap();
         let answer = b.accept_offer(now, &offer).unwrap();
         a.accept_answer(now, &answer).unwrap();
@@ -136,6 +142,20 @@ fn bench(c: &mut Criterion) {
         "call-second (two peers, audio both ways, DTMF rounds)",
         |b| b.iter(|| call.second()),
     );
+    // The same with the answering side sending 60 ms packets while it is not dialing (`serve --ptime 60`).
+    let mut long = Call::with(None, Ptime::Ms60);
+    let (t0, d0) = (long.timeouts, long.datagrams);
+    for _ in 0..24 {
+        long.second();
+    }
+    println!(
+        "per call-second at --ptime 60: {:.1} timer runs, {:.1} datagrams",
+        (long.timeouts - t0) as f64 / secs,
+        (long.datagrams - d0) as f64 / secs
+    );
+    c.bench_function("call-second, the answering peer at --ptime 60", |b| {
+        b.iter(|| long.second())
+    });
     // The same with many calls at once, each run for one 20 ms frame in turn (as a server runs them):
     // their state no longer stays in the CPU caches between packets.
     let mut calls: Vec<Call> = (0..MANY).map(|_| Call::new()).collect();
@@ -159,7 +179,7 @@ fn bench(c: &mut Criterion) {
     // handshake until both peers can send DTMF; each side has its certificate made beforehand.
     let cert = generate_certificate().expect("a certificate");
     c.bench_function("call setup (two peers, shared certificate)", |b| {
-        b.iter(|| Call::with_cert(Some(&cert)))
+        b.iter(|| Call::with(Some(&cert), Ptime::Ms20))
     });
 }
 
