@@ -53,8 +53,8 @@ pub struct WhipConfig {
     /// digits a phone plays into its microphone, or a gateway without telephone-event, are reported
     /// with `"source":"inband"`. Costs CPU per call (BENCHMARKS.md); off by default.
     pub inband_detect: bool,
-    /// How much audio each packet the server sends carries: 20 ms as browsers send, 40 or 60 ms for
-    /// fewer packets per call (BENCHMARKS.md, "Load").
+    /// How much audio each packet the server sends carries while it is not dialing: 20 ms as browsers
+    /// send, 40 or 60 ms for fewer packets per call (BENCHMARKS.md, "Load"); while it dials, 20 ms.
     pub ptime: Ptime,
 }
 

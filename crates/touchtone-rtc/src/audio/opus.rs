@@ -84,8 +84,7 @@ impl OpusSender {
         tones: Option<&mut ToneGenerator>,
         audio: Option<(&[i16], &mut usize)>,
     ) -> Result<&[u8], OpusError> {
-        let mut all = std::mem::take(&mut self.pcm);
-        let pcm = &mut all[..ptime.samples(48_000)];
+        let pcm = &mut self.pcm[..ptime.samples(48_000)];
         match (tones.filter(|g| !g.is_empty()), audio) {
             (Some(g), _) => {
                 g.fill(pcm);
@@ -103,9 +102,8 @@ impl OpusSender {
             }
             _ => pcm.fill(0),
         }
-        let n = self.encoder.encode(pcm, &mut self.out);
-        self.pcm = all;
-        Ok(&self.out[..n?])
+        let n = self.encoder.encode(pcm, &mut self.out)?;
+        Ok(&self.out[..n])
     }
 }
 
@@ -270,6 +268,48 @@ mod tests {
                 Detector::new(48_000).digits_in_i16(&out),
                 "123456789*0#ABCD",
                 "{bitrate} bit/s"
+            );
+        }
+    }
+
+    /// Longer packets carry the same tones and file audio, in one packet per `ptime`.
+    #[test]
+    fn longer_packets_carry_tones_and_audio_whole() {
+        for ptime in [Ptime::Ms40, Ptime::Ms60] {
+            let samples = ptime.samples(48_000);
+            let mut g = ToneGenerator::new(48_000).unwrap();
+            g.push_tones("1470", 100, 70).unwrap();
+            let mut tx = OpusSender::new().unwrap();
+            let mut rx = OpusReceiver::new().unwrap();
+            let mut out = Vec::new();
+            for seq in 0..(1200 / ptime.millis()) as u16 {
+                let packet = tx.next_frame(ptime, Some(&mut g), None).unwrap().to_vec();
+                let pcm = rx.decode(seq, &packet).unwrap();
+                assert_eq!(pcm.len(), samples, "{ptime} ms");
+                out.extend_from_slice(pcm);
+            }
+            assert_eq!(
+                Detector::new(48_000).digits_in_i16(&out),
+                "1470",
+                "{ptime} ms"
+            );
+            // 8 kHz file audio with a digit in it, looped into packets of this length.
+            let mut narrow = ToneGenerator::new(8000).unwrap();
+            narrow.push_tones("5", 200, 100).unwrap();
+            let audio = narrow.render();
+            let mut pos = 0;
+            let mut out = Vec::new();
+            for seq in 100..(100 + 600 / ptime.millis()) as u16 {
+                let packet = tx
+                    .next_frame(ptime, None, Some((&audio, &mut pos)))
+                    .unwrap()
+                    .to_vec();
+                out.extend_from_slice(rx.decode(seq, &packet).unwrap());
+            }
+            assert_eq!(pos % audio.len(), (600 * 8) % audio.len(), "{ptime} ms");
+            assert!(
+                Detector::new(48_000).digits_in_i16(&out).starts_with('5'),
+                "{ptime} ms"
             );
         }
     }

@@ -3,23 +3,24 @@
 use super::*;
 
 impl Peer {
-    /// The next packet's time of G.711 audio to send: in-band tones while they play, else the configured
-    /// audio; `None` means silence.
-    pub(super) fn next_pcm_frame(&mut self, codec: AudioCodec, ptime: Ptime) -> Option<Vec<i16>> {
+    /// Fills `pcm` (a packet's time at 8 kHz) with the G.711 audio to send: in-band tones while they
+    /// play, else the configured audio; `false` means silence.
+    pub(super) fn next_pcm_frame(&mut self, codec: AudioCodec, pcm: &mut [i16]) -> bool {
         if codec.clock_rate() != 8000 {
-            return None;
+            return false;
         }
-        let mut pcm = vec![0i16; ptime.samples(8000)];
         if let Some(g) = self.generator.as_mut().filter(|g| !g.is_empty()) {
-            g.fill(&mut pcm);
-            return Some(pcm);
+            g.fill(pcm);
+            return true;
         }
-        let audio = self.config.audio.as_deref().filter(|a| !a.is_empty())?;
+        let Some(audio) = self.config.audio.as_deref().filter(|a| !a.is_empty()) else {
+            return false;
+        };
         for s in pcm.iter_mut() {
             *s = audio[self.audio_pos % audio.len()];
             self.audio_pos = (self.audio_pos + 1) % audio.len();
         }
-        Some(pcm)
+        true
     }
 
     /// Sends the audio packets due at or before `now`. Audio runs on a 20 ms grid. With a longer
@@ -43,7 +44,7 @@ impl Peer {
             }
             self.next_frame = Some(t + step);
             // No audio for the media time a telephone-event covers (in-band tones are the audio).
-            if self.generator.is_some() || !self.event_overlaps(t, step) {
+            if self.generator.is_some() || !self.event_overlaps(t) {
                 self.send_audio(t, Ptime::Ms20)?;
             }
         }
@@ -53,12 +54,10 @@ impl Peer {
     /// Once DTMF is scheduled while a longer packet is being gathered, sends the 20 ms steps of it
     /// that start before `now` and goes back to the 20 ms grid.
     pub(super) fn cut_long_packet(&mut self, now: Instant) -> Result<(), RtcError> {
-        if self.sender.is_idle() {
-            return Ok(());
-        }
-        let Some(start) = self.long_start.take() else {
+        let Some(start) = self.long_start.filter(|_| !self.sender.is_idle()) else {
             return Ok(());
         };
+        self.long_start = None;
         // In 20 ms packets, so that the audio a receiver decodes before the tone ends within 20 ms of it.
         let step = Ptime::Ms20.duration();
         let mut t = start;
@@ -88,27 +87,22 @@ impl Peer {
                 .to_vec();
             return self.write_rtp(n.audio_pt, ts, t, false, &packet);
         }
-        match self.next_pcm_frame(n.codec, ptime) {
-            Some(pcm) => {
-                let frame: Vec<u8> = match n.codec {
-                    AudioCodec::Pcma => pcm.iter().map(|s| g711::linear_to_alaw(*s)).collect(),
-                    _ => pcm.iter().map(|s| g711::linear_to_ulaw(*s)).collect(),
-                };
-                self.write_rtp(n.audio_pt, ts, t, false, &frame)
-            }
-            None => self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence(ptime)),
+        let mut pcm = [0i16; 480];
+        let pcm = &mut pcm[..ptime.samples(8000)];
+        if !self.next_pcm_frame(n.codec, pcm) {
+            return self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence(ptime));
         }
+        let frame: Vec<u8> = match n.codec {
+            AudioCodec::Pcma => pcm.iter().map(|s| g711::linear_to_alaw(*s)).collect(),
+            _ => pcm.iter().map(|s| g711::linear_to_ulaw(*s)).collect(),
+        };
+        self.write_rtp(n.audio_pt, ts, t, false, &frame)
     }
 
-    /// Whether a telephone-event plays during any of the `len` of media time from `t`: tones last at
-    /// least 40 ms, so looking every 10 ms and at the last millisecond finds each one.
-    pub(super) fn event_overlaps(&self, t: Instant, len: Duration) -> bool {
-        let step = Duration::from_millis(10);
-        let last = t + len - Duration::from_millis(1);
-        std::iter::successors(Some(t), |&x| Some(x + step))
-            .take_while(|&x| x < last)
-            .chain([last])
-            .any(|x| self.sender.is_playing(x))
+    /// Whether a telephone-event plays during the 20 ms of media time from `t`: tones last at least
+    /// 40 ms, so one that touches the frame covers its first or its last millisecond.
+    pub(super) fn event_overlaps(&self, t: Instant) -> bool {
+        self.sender.is_playing(t) || self.sender.is_playing(t + Duration::from_millis(19))
     }
 
     pub(super) fn media_time(&self, t: Instant) -> u32 {
