@@ -16,7 +16,9 @@
 //! interval) from the asked one. Client-to-server digits are read from the server's event stream,
 //! server-to-client ones from the client's `PeerEvent::KeyUp`.
 //!
-//! Reported: setup latency (offer posted until both sides report `connected`) p50/p99, the server's
+//! Reported: setup latency (offer posted until both sides report `connected`) p50/p99 and its parts
+//! (the client connected; the server's `connected` event by the server's clock and when the client
+//! read it; the event stream's opening), the server's
 //! CPU (from `/proc/<pid>/stat`) and RSS (`VmRSS`) per call, its descriptors, and the digit counts.
 //! `--burst` opens every call at once; `--cycle` ends calls after a random lifetime and replaces them:
 //! most are hung up (`DELETE`), some vanish (their packets stop: they go through a relay in this
@@ -294,6 +296,12 @@ struct Stats {
     s2c: Dir,
     setup_ms: Mutex<Vec<f64>>,
     answer_ms: Mutex<Vec<f64>>,
+    /// The parts of a setup, from the offer's post: the client connected, the event stream open, the
+    /// server connected by its own clock (the event's `t_ms` after the answer), and read by the client.
+    client_up_ms: Mutex<Vec<f64>>,
+    events_open_ms: Mutex<Vec<f64>>,
+    server_up_ms: Mutex<Vec<f64>>,
+    server_seen_ms: Mutex<Vec<f64>>,
     /// Setup latencies since the last sample.
     setup_interval: Mutex<Vec<f64>>,
     /// Vanish until the server's `closed`, in ms.
@@ -613,7 +621,8 @@ impl Http {
 /// What the server's event stream says about a call.
 #[derive(Debug)]
 enum Sse {
-    Connected(Instant),
+    /// Read at, and the server's `t_ms` (since the call was made).
+    Connected(Instant, f64),
     /// A key-up: the key, its duration in ms, and why it ended when not by an end packet.
     Digit(char, f64, Option<touchtone::EndCause>),
     Closed(Instant),
@@ -665,7 +674,7 @@ async fn open_events(
                 };
                 let msg = match v["type"].as_str() {
                     Some("state") if v["kind"] == "connection" && v["state"] == "connected" => {
-                        Sse::Connected(Instant::now())
+                        Sse::Connected(Instant::now(), v["t_ms"].as_f64().unwrap_or(f64::NAN))
                     }
                     Some("digit") => Sse::Digit(
                         v["digit"]
@@ -953,7 +962,7 @@ impl Live {
                     }
                     Some(Sse::Closed(at)) => self.server_closed = Some(at),
                     Some(Sse::Ended) | None => self.sse_ended = true,
-                    Some(Sse::Connected(_)) => {}
+                    Some(Sse::Connected(..)) => {}
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => return,
             }
@@ -1034,6 +1043,7 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
         return st.fail(format!("accept answer: {e}"));
     }
     let handle = call.spawn();
+    let t_spawn = Instant::now();
     let sse = match tokio::time::timeout(Duration::from_secs(20), open_events(ctx.http, &location))
         .await
     {
@@ -1049,6 +1059,7 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
             return st.fail("events: timeout");
         }
     };
+    let t_events = Instant::now();
     let mut live = Live {
         handle,
         sse,
@@ -1065,7 +1076,7 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
         ctx.stats.junked.fetch_add(1, Relaxed);
     }
 
-    let (mut client_up, mut server_up) = (None, None);
+    let (mut client_up, mut server_up, mut server_t) = (None, None, f64::NAN);
     let setup_deadline = t0 + Duration::from_secs(20);
     while client_up.is_none() || server_up.is_none() {
         tokio::select! {
@@ -1075,7 +1086,7 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
                 _ => {}
             },
             msg = live.sse.recv() => match msg {
-                Some(Sse::Connected(at)) => server_up = Some(at),
+                Some(Sse::Connected(at, t)) => { server_up = Some(at); server_t = t; }
                 Some(Sse::Closed(_)) | Some(Sse::Ended) | None => { live.sse_ended = true; break; }
                 _ => {}
             },
@@ -1100,6 +1111,16 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
     st.setup_ms.lock().unwrap().push(setup);
     st.setup_interval.lock().unwrap().push(setup);
     st.answer_ms.lock().unwrap().push(answer_ms);
+    let since = |t: Instant| t.duration_since(t0).as_secs_f64() * 1000.0;
+    st.client_up_ms.lock().unwrap().push(since(c));
+    st.server_seen_ms.lock().unwrap().push(since(s));
+    st.events_open_ms
+        .lock()
+        .unwrap()
+        .push(t_events.duration_since(t_spawn).as_secs_f64() * 1000.0);
+    if server_t.is_finite() {
+        st.server_up_ms.lock().unwrap().push(answer_ms + server_t);
+    }
 
     if fate == Fate::Junk {
         junk_tasks().lock().unwrap().push(JunkTarget {
@@ -1913,6 +1934,15 @@ async fn run(opts: Opts, srv: &Server) -> Value {
         dist(&st.answer_ms.lock().unwrap().clone()),
     );
     summary.insert(
+        "setup_parts_ms".into(),
+        json!({
+            "client_connected": dist(&st.client_up_ms.lock().unwrap().clone()),
+            "events_open": dist(&st.events_open_ms.lock().unwrap().clone()),
+            "server_connected_by_its_clock": dist(&st.server_up_ms.lock().unwrap().clone()),
+            "server_connected_read": dist(&st.server_seen_ms.lock().unwrap().clone()),
+        }),
+    );
+    summary.insert(
         "digits".into(),
         json!({"c2s": c2s.json(), "s2c": s2c.json(), "total": both.json(),
                "bad_durations_c2s": bad_durations(&st.c2s), "bad_durations_s2c": bad_durations(&st.s2c)}),
@@ -1964,13 +1994,14 @@ async fn run(opts: Opts, srv: &Server) -> Value {
     }
     let summary = Value::Object(summary);
     out.text(&format!(
-        "load: summary\n  calls: {} started, {} connected, {} failed {:?}\n  setup (offer posted -> both connected): {}\n  answer (offer posted -> 201): {}\n  digits c2s: {}\n  digits s2c: {}\n  server: {} {}\n  vanished calls: {} ended in bound, {} late, {} never; vanish -> closed {}\n  loadavg start {} end {}",
+        "load: summary\n  calls: {} started, {} connected, {} failed {:?}\n  setup (offer posted -> both connected): {}\n  answer (offer posted -> 201): {}\n  setup parts (from the post): {}\n  digits c2s: {}\n  digits s2c: {}\n  server: {} {}\n  vanished calls: {} ended in bound, {} late, {} never; vanish -> closed {}\n  loadavg start {} end {}",
         st.started.load(Relaxed),
         st.connected.load(Relaxed),
         st.failed.load(Relaxed),
         st.failures.lock().unwrap(),
         summary["setup_ms"],
         summary["answer_ms"],
+        summary["setup_parts_ms"],
         summary["digits"]["c2s"],
         summary["digits"]["s2c"],
         summary["server"],
