@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::control::{Command, Counters, pass_on};
+use crate::control::{Command, Counters, EventOut, pass_on};
 use crate::error::{InsertDtmfError, RtcError};
 use crate::event::PeerEvent;
 use crate::peer::{Peer, PeerConfig, Transmit};
@@ -104,6 +104,25 @@ impl Call {
     /// its handle.
     pub fn spawn(self) -> CallHandle {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        CallHandle {
+            control: self.start(EventOut::Channel(ev_tx)),
+            events: ev_rx,
+        }
+    }
+
+    /// Starts the call like [`spawn`](Self::spawn), with each event handed to `on_event` as it
+    /// happens, on the task that runs the call. That spares a server with many calls a task switch
+    /// per event, which under load delays the event behind every other task. `on_event` must return
+    /// quickly and must not block: media waits for it. It is dropped when the call ends, after
+    /// [`PeerEvent::Closed`] (or without it, if the call's runtime or port goes away first).
+    pub fn spawn_with_events(
+        self,
+        on_event: impl FnMut(PeerEvent) + Send + 'static,
+    ) -> CallControl {
+        self.start(EventOut::Function(Box::new(on_event)))
+    }
+
+    fn start(self, events: EventOut) -> CallControl {
         let local = self.peer.local_addr();
         let stats = Arc::new(Counters::default());
         let Call {
@@ -121,7 +140,7 @@ impl Call {
                     yield_window,
                     recorder,
                 };
-                tokio::spawn(run(own, cmd_rx, ev_tx, stats.clone()));
+                tokio::spawn(run(own, cmd_rx, events, stats.clone()));
                 Commands::Task(cmd_tx)
             }
             Transport::Port(slot) => {
@@ -130,7 +149,7 @@ impl Call {
                     peer,
                     recorder,
                     yield_window,
-                    events: ev_tx,
+                    events,
                     stats: stats.clone(),
                     ended: ended.clone(),
                 });
@@ -145,10 +164,7 @@ impl Call {
                 }
             }
         };
-        CallHandle {
-            control: CallControl { cmd, local, stats },
-            events: ev_rx,
-        }
+        CallControl { cmd, local, stats }
     }
 }
 
@@ -394,7 +410,7 @@ fn queued_then_timers(
 async fn run(
     call: OwnCall,
     mut cmd_rx: mpsc::UnboundedReceiver<Command>,
-    ev_tx: mpsc::UnboundedSender<PeerEvent>,
+    mut events: EventOut,
     stats: Arc<Counters>,
 ) {
     let OwnCall {
@@ -410,7 +426,7 @@ async fn run(
     tokio::pin!(sleep);
     loop {
         // Events first: the application hears of a tone change before the datagrams go out.
-        pass_on(&mut peer, &ev_tx, &mut recorder);
+        pass_on(&mut peer, &mut events, &mut recorder);
         while let Some(Transmit {
             destination: dst,
             contents: data,
@@ -449,9 +465,7 @@ async fn run(
                 let now = Instant::now();
                 // Tone changes first, before str0m's timers and the packets' encryption.
                 peer.run_playout(now);
-                while let Some(ev) = peer.poll_event() {
-                    let _ = ev_tx.send(ev);
-                }
+                pass_on(&mut peer, &mut events, &mut recorder);
                 let (read, result) = queued_then_timers(&mut peer, Instant::now(), &mut buf, |b| {
                     recv_queued(&socket, b)
                 });
@@ -474,6 +488,9 @@ async fn run(
             tracing::warn!("call {}: {e}", peer.local_addr());
         }
     }
+    // The call reads as ended before its event function is dropped.
+    drop(cmd_rx);
+    drop(events);
 }
 
 #[cfg(test)]

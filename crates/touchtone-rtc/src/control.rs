@@ -44,15 +44,43 @@ impl Command {
     }
 }
 
-/// Passes the peer's queued events to the application (which may have stopped listening) and its RTP
-/// records to `recorder`; the first failed write stops the recording.
+/// Where a running call's events go.
+pub(crate) enum EventOut {
+    /// The channel its [`CallHandle`](crate::CallHandle) reads (which may have stopped listening).
+    Channel(mpsc::UnboundedSender<PeerEvent>),
+    /// The application's function, called by the task that runs the call.
+    Function(Box<dyn FnMut(PeerEvent) + Send>),
+}
+
+impl EventOut {
+    fn deliver(&mut self, ev: PeerEvent) {
+        match self {
+            EventOut::Channel(tx) => {
+                let _ = tx.send(ev);
+            }
+            EventOut::Function(f) => f(ev),
+        }
+    }
+}
+
+impl std::fmt::Debug for EventOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EventOut::Channel(_) => "EventOut::Channel",
+            EventOut::Function(_) => "EventOut::Function",
+        })
+    }
+}
+
+/// Passes the peer's queued events to the application and its RTP records to `recorder`; the first
+/// failed write stops the recording.
 pub(crate) fn pass_on(
     peer: &mut Peer,
-    events: &mpsc::UnboundedSender<PeerEvent>,
+    events: &mut EventOut,
     recorder: &mut Option<PcapngRecorder>,
 ) {
     while let Some(ev) = peer.poll_event() {
-        let _ = events.send(ev);
+        events.deliver(ev);
     }
     while let Some(r) = peer.poll_rtp_record() {
         if let Some(rec) = recorder.as_mut()

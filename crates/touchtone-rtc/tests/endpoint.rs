@@ -237,3 +237,122 @@ async fn a_stalled_port_reads_every_socket_before_its_end_timeouts() {
     let _ = stop.send(());
     port_thread.join().unwrap();
 }
+
+/// What a call's event function saw, and whether the call read as ended when the function was dropped.
+struct Heard {
+    events: tokio::sync::mpsc::UnboundedReceiver<touchtone_rtc::PeerEvent>,
+    dropped: tokio::sync::oneshot::Receiver<bool>,
+    control: std::sync::Arc<std::sync::OnceLock<touchtone_rtc::CallControl>>,
+}
+
+/// The next event a function heard (at most 10 s); `None` once the function is gone.
+async fn next_heard(heard: &mut Heard, what: &str) -> Option<touchtone_rtc::PeerEvent> {
+    tokio::time::timeout(Duration::from_secs(10), heard.events.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: events in time"))
+}
+
+/// Starts `call` with an event function that forwards its events and, when dropped, reports whether
+/// the call's control already said it had ended.
+fn spawn_heard(call: Call) -> (touchtone_rtc::CallControl, Heard) {
+    struct OnDrop {
+        control: std::sync::Arc<std::sync::OnceLock<touchtone_rtc::CallControl>>,
+        tx: Option<tokio::sync::oneshot::Sender<bool>>,
+    }
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let ended = self.control.get().is_some_and(|c| c.is_ended());
+            let _ = self.tx.take().unwrap().send(ended);
+        }
+    }
+    let (ev_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let (drop_tx, dropped) = tokio::sync::oneshot::channel();
+    let control = std::sync::Arc::new(std::sync::OnceLock::new());
+    let guard = OnDrop {
+        control: control.clone(),
+        tx: Some(drop_tx),
+    };
+    let started = call.spawn_with_events(move |ev| {
+        let _ = &guard;
+        let _ = ev_tx.send(ev);
+    });
+    control.set(started.clone()).unwrap();
+    (
+        started,
+        Heard {
+            events,
+            dropped,
+            control,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_function_hears_every_event_in_order_and_goes_when_the_call_ends() {
+    use touchtone_rtc::{ConnectionState, PeerEvent};
+    let endpoint = UdpEndpoint::bind(SocketAddr::new(LOOPBACK, 0), &[])
+        .await
+        .unwrap();
+    for on_port in [true, false] {
+        let what = if on_port { "shared port" } else { "own socket" };
+        let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
+        let mut server = match on_port {
+            true => endpoint.call(PeerConfig::default()).unwrap(),
+            false => Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap(),
+        };
+        let offer = client.peer.create_offer().unwrap();
+        let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
+        client.peer.accept_answer(Instant::now(), &answer).unwrap();
+        let mut client = client.spawn();
+        let (control, mut heard) = spawn_heard(server);
+        wait_connected(&mut client).await;
+        let mut seen = vec![];
+        while let Some(ev) = next_heard(&mut heard, what).await {
+            let connected = ev == PeerEvent::Connection(ConnectionState::Connected);
+            seen.push(ev);
+            if connected {
+                break;
+            }
+        }
+        assert!(
+            control.can_insert_dtmf().await,
+            "{what}: the server side sends DTMF"
+        );
+        client.insert_dtmf("4#7", 80, 50).await.unwrap();
+        let mut digits = String::new();
+        while digits.len() < 3 {
+            match next_heard(&mut heard, what).await {
+                Some(PeerEvent::KeyUp(d)) => {
+                    assert_eq!(d.source, DigitSource::Rfc4733, "{what}");
+                    assert!(
+                        (d.duration.as_secs_f64() * 1000.0 - 80.0).abs() <= 20.0,
+                        "{what}: {d:?}"
+                    );
+                    digits.push(d.tone.unwrap());
+                }
+                Some(ev) => seen.push(ev),
+                None => panic!("{what}: the call ended early; saw {seen:?}"),
+            }
+        }
+        assert_eq!(digits, "4#7", "{what}");
+        client.close();
+        let mut last = None;
+        while let Some(ev) = next_heard(&mut heard, what).await {
+            last = Some(ev);
+        }
+        assert_eq!(
+            last,
+            Some(PeerEvent::Closed),
+            "{what}: Closed is the last event"
+        );
+        let ended_first = tokio::time::timeout(Duration::from_secs(5), heard.dropped)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the function is dropped when the call ends"))
+            .unwrap();
+        assert!(
+            ended_first,
+            "{what}: the call reads as ended before its function is dropped"
+        );
+        assert!(heard.control.get().unwrap().is_ended(), "{what}");
+    }
+}

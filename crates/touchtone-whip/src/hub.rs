@@ -68,6 +68,49 @@ pub struct CallInfo {
     pub age: Duration,
 }
 
+/// A call's events on their way to its log and the sinks, run by the task that runs the call; when the
+/// call ends (and this is dropped), the call leaves the book and its slot is freed.
+struct CallEvents {
+    hub: Hub,
+    id: String,
+    call: Arc<str>,
+    log: Arc<EventLog>,
+    seq: u64,
+    closed: bool,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl CallEvents {
+    fn on_line(&mut self, line: rtc::Line) {
+        if self.closed {
+            return;
+        }
+        if line.is_digit {
+            Counters::bump(&self.hub.inner.counters.digits);
+        }
+        self.hub.to_sinks(&self.call, self.seq, &line);
+        self.seq += 1;
+        self.closed = line.is_closed;
+        self.log.push(line.json);
+    }
+}
+
+impl Drop for CallEvents {
+    fn drop(&mut self) {
+        let entry = self.hub.calls().remove(&self.id);
+        if let Some(e) = &entry {
+            let (rx, tx) = e.control.datagrams();
+            let c = &self.hub.inner.counters;
+            c.datagrams_in.fetch_add(rx, Ordering::Relaxed);
+            c.datagrams_out.fetch_add(tx, Ordering::Relaxed);
+        }
+        self.log.close();
+        self.permit.take();
+        self.hub.inner.call_ended.notify_waiters();
+        tracing::info!("call {} ended", self.id);
+    }
+}
+
 struct Entry {
     control: rtc::Control,
     log: Arc<EventLog>,
@@ -268,7 +311,7 @@ impl Hub {
             ptime: cfg.ptime,
             ..touchtone_rtc::PeerConfig::default()
         };
-        let mut running = rtc::answer(
+        let mut answered = rtc::answer(
             &cfg.udp,
             peer,
             cfg.idle_timeout,
@@ -278,59 +321,37 @@ impl Hub {
             record.as_deref(),
         )
         .await?;
+        let sdp = std::mem::take(&mut answered.answer);
         let log = EventLog::new(cfg.history_per_call, cfg.max_subscribers_per_call);
+        let started = Instant::now();
+        let mut events = CallEvents {
+            hub: self.clone(),
+            id: id.clone(),
+            call: id.as_str().into(),
+            log: log.clone(),
+            seq: 0,
+            closed: false,
+            permit: Some(permit),
+        };
+        let call_id = events.call.clone();
+        let control = answered.start(started, call_id, move |line| events.on_line(line));
+        tracing::info!("call {id} answered on {}", control.local_addr());
+        let ended = control.clone();
         self.calls().insert(
             id.clone(),
             Entry {
-                control: running.control.clone(),
-                log: log.clone(),
-                started: Instant::now(),
+                control,
+                log,
+                started,
                 client,
             },
         );
-        Counters::bump(&self.inner.counters.calls_total);
-        tracing::info!("call {id} answered on {}", running.control.local_addr());
-        let sdp = std::mem::take(&mut running.answer);
-        tokio::spawn(self.clone().pump(id.clone(), running, log, permit));
-        Ok(Answer { id, sdp })
-    }
-
-    /// Forwards a call's events into its log and forgets the call when it ends.
-    async fn pump(
-        self,
-        id: String,
-        running: rtc::Running,
-        log: Arc<EventLog>,
-        permit: OwnedSemaphorePermit,
-    ) {
-        let rtc::Running {
-            control,
-            mut events,
-            ..
-        } = running;
-        let start = Instant::now();
-        let call: Arc<str> = id.as_str().into();
-        let mut seq = 0;
-        while let Some(line) = events.next(start, &id).await {
-            if line.is_digit {
-                Counters::bump(&self.inner.counters.digits);
-            }
-            self.to_sinks(&call, seq, &line);
-            seq += 1;
-            log.push(line.json);
-            if line.is_closed {
-                break;
-            }
+        // A call that ended before it was in the book (its port went away) found nothing to remove.
+        if ended.is_ended() {
+            self.calls().remove(&id);
         }
-        let (rx, tx) = control.datagrams();
-        let c = &self.inner.counters;
-        c.datagrams_in.fetch_add(rx, Ordering::Relaxed);
-        c.datagrams_out.fetch_add(tx, Ordering::Relaxed);
-        self.calls().remove(&id);
-        log.close();
-        drop(permit);
-        self.inner.call_ended.notify_waiters();
-        tracing::info!("call {id} ended");
+        Counters::bump(&self.inner.counters.calls_total);
+        Ok(Answer { id, sdp })
     }
 
     /// Logs a rejected offer, at most once per 10 s with the count of those not logged.

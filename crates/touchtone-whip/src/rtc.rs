@@ -3,29 +3,44 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use touchtone::{DigitRecord, DtmfError};
 use touchtone_rtc::{
-    Call, CallControl, CallHandle, DigitInfo, InsertDtmfError, NegotiationError, PeerConfig,
-    PeerEvent, RtcError,
+    Call, CallControl, DigitInfo, InsertDtmfError, NegotiationError, PeerConfig, PeerEvent,
+    RtcError,
 };
 
 use crate::config::UdpMode;
 use crate::error::{DtmfCallError, OfferError};
 
-/// A call that answered an offer and runs on its own task.
-pub(crate) struct Running {
+/// A call that answered an offer, not started yet.
+pub(crate) struct Answered {
     /// The SDP answer.
     pub answer: String,
-    /// Commands.
-    pub control: Control,
-    /// Events.
-    pub events: Events,
+    call: Call,
 }
 
-/// Creates a call on the shared port (or its own socket), answers `sdp` and starts it.
+impl Answered {
+    /// Starts the call: each of its events goes to `on_line` as the JSON line of call `id`, on the
+    /// task that runs the call, with `t_ms` counted from `start`. `on_line` is dropped when the call ends.
+    pub fn start(
+        self,
+        start: Instant,
+        id: Arc<str>,
+        mut on_line: impl FnMut(Line) + Send + 'static,
+    ) -> Control {
+        Control(self.call.spawn_with_events(move |ev| {
+            if let Some(line) = Line::of(&ev, start, &id) {
+                on_line(line);
+            }
+        }))
+    }
+}
+
+/// Creates a call on the shared port (or its own socket) and answers `sdp`.
 pub(crate) async fn answer(
     udp: &UdpMode,
     peer: PeerConfig,
@@ -34,7 +49,7 @@ pub(crate) async fn answer(
     inband_detect: bool,
     sdp: &str,
     record: Option<&Path>,
-) -> Result<Running, OfferError> {
+) -> Result<Answered, OfferError> {
     let peer = PeerConfig {
         inband_detect,
         ..peer
@@ -54,11 +69,9 @@ pub(crate) async fn answer(
     {
         tracing::warn!("recording to {}: {e}", path.display());
     }
-    let handle = call.spawn();
-    Ok(Running {
+    Ok(Answered {
         answer: without_trickle(&answer),
-        control: Control(handle.control()),
-        events: Events(handle),
+        call,
     })
 }
 
@@ -155,6 +168,11 @@ impl Control {
     pub fn local_addr(&self) -> SocketAddr {
         self.0.local_addr()
     }
+
+    /// Whether the call has ended.
+    pub fn is_ended(&self) -> bool {
+        self.0.is_ended()
+    }
 }
 
 /// One event of a call, ready for subscribers.
@@ -169,29 +187,21 @@ pub(crate) struct Line {
     pub kind: &'static str,
 }
 
-/// The event side of a running call.
-pub(crate) struct Events(CallHandle);
-
-impl Events {
-    /// The next event of call `call` as a JSON line; `None` when the call has ended. Candidates are
-    /// skipped.
-    pub async fn next(&mut self, start: Instant, call: &str) -> Option<Line> {
-        loop {
-            let ev = self.0.next_event().await?;
-            if matches!(ev, PeerEvent::Candidate(_)) {
-                continue;
-            }
-            let line = EventLine::of("server", &ev, start).in_call(call);
-            let Ok(json) = serde_json::to_string(&line) else {
-                continue;
-            };
-            return Some(Line {
-                json,
-                kind: line.kind(),
-                is_digit: matches!(ev, PeerEvent::KeyUp(_)),
-                is_closed: ev == PeerEvent::Closed,
-            });
+impl Line {
+    /// Event `ev` of call `call` as a JSON line, `t_ms` counted from `start`; `None` for what
+    /// subscribers are not told (candidates).
+    fn of(ev: &PeerEvent, start: Instant, call: &str) -> Option<Line> {
+        if matches!(ev, PeerEvent::Candidate(_)) {
+            return None;
         }
+        let line = EventLine::of("server", ev, start).in_call(call);
+        let json = serde_json::to_string(&line).ok()?;
+        Some(Line {
+            json,
+            kind: line.kind(),
+            is_digit: matches!(ev, PeerEvent::KeyUp(_)),
+            is_closed: *ev == PeerEvent::Closed,
+        })
     }
 }
 

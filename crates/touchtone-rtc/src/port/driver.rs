@@ -23,8 +23,7 @@ use tokio::sync::mpsc;
 
 use super::PortCounters;
 use super::routes::{Routes, stun_local_ufrag};
-use crate::control::{Command, Counters, pass_on};
-use crate::event::PeerEvent;
+use crate::control::{Command, Counters, EventOut, pass_on};
 use crate::peer::{Peer, Transmit};
 use crate::record::PcapngRecorder;
 use crate::udp::{canonical, for_socket, recv_queued};
@@ -89,7 +88,7 @@ pub(crate) struct Adopted {
     pub(crate) peer: Peer,
     pub(crate) recorder: Option<PcapngRecorder>,
     pub(crate) yield_window: Duration,
-    pub(crate) events: mpsc::UnboundedSender<PeerEvent>,
+    pub(crate) events: EventOut,
     pub(crate) stats: Arc<Counters>,
     pub(crate) ended: Arc<AtomicBool>,
 }
@@ -409,7 +408,7 @@ impl Driver {
             if let Some(Slot::Live(l)) = self.routes.get_mut(key) {
                 l.timer = None;
                 l.call.peer.run_playout(now);
-                pass_on(&mut l.call.peer, &l.call.events, &mut l.call.recorder);
+                pass_on(&mut l.call.peer, &mut l.call.events, &mut l.call.recorder);
                 mark(&mut self.dirty, key, l);
             }
         }
@@ -638,7 +637,7 @@ impl Driver {
             l.dirty = false;
             let call = &mut l.call;
             // Events first: the application hears of a tone change before the datagrams go out.
-            pass_on(&mut call.peer, &call.events, &mut call.recorder);
+            pass_on(&mut call.peer, &mut call.events, &mut call.recorder);
             while let Some(t) = call.peer.poll_transmit() {
                 call.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
                 self.out.push(t);
