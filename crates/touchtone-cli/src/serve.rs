@@ -60,6 +60,8 @@ pub struct Args {
     inband_detect: bool,
     /// Milliseconds of audio in each packet the server sends while it is not dialing (20, 40 or 60):
     /// browsers send 20; 60 sends a third as many packets per call, for servers that carry many calls.
+    /// Over 20 the answer asks callers for such packets too (a=ptime; Chromium does, Firefox is not
+    /// asked: its DTMF goes wrong at a longer ptime).
     #[arg(long, env = "TOUCHTONE_PTIME", default_value_t = Ptime::Ms20, value_name = "MS")]
     ptime: Ptime,
     /// Write each call's decrypted RTP (both directions) to DIR/<call id>.pcapng, for Wireshark or

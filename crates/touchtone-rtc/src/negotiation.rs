@@ -11,8 +11,12 @@
 //! str0m reads only the `0-N` form of the list, so SDP is rewritten before str0m sees it (lists and ranges
 //! in any order become `0-N`, a telephone-event with no DTMF event is removed) and the answer's list is
 //! written back as what both sides support.
+//!
+//! The packet time each side asks for (`a=ptime`) is read and written here too.
 
 use touchtone::EventSet;
+
+use crate::codec::Ptime;
 
 /// A telephone-event payload type of an audio m-line, with its clock and the events both sides support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +155,49 @@ pub fn restore_event_lists(sdp: &str, events: &[OfferedEvents]) -> String {
     let mut sdp = out.join("\r\n");
     sdp.push_str("\r\n");
     sdp
+}
+
+/// The packet time an SDP asks to receive (`a=ptime`, RFC 4566 section 6), as one this crate sends:
+/// the longest of 20, 40 and 60 ms that is not over it. `None` without a readable `a=ptime`.
+pub fn requested_ptime(sdp: &str) -> Option<Ptime> {
+    let ms: f64 = sdp
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ptime:"))?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|ms: &f64| ms.is_finite() && *ms > 0.0)?;
+    Some(match ms {
+        ms if ms >= 60.0 => Ptime::Ms60,
+        ms if ms >= 40.0 => Ptime::Ms40,
+        _ => Ptime::Ms20,
+    })
+}
+
+/// `sdp` asking to receive `ptime` packets: an `a=ptime` line at the head of the first audio
+/// section's attributes.
+pub fn with_ptime(sdp: &str, ptime: Ptime) -> String {
+    let mut out = String::with_capacity(sdp.len() + 16);
+    let mut in_audio = false;
+    let mut done = false;
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        if body.starts_with("m=") {
+            in_audio = !done && body.starts_with("m=audio ");
+        } else if in_audio && !done && body.starts_with("a=") {
+            out.push_str(&format!("a=ptime:{}\r\n", ptime.millis()));
+            done = true;
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Whether `sdp` is Firefox's (its origin line names `mozilla`). Firefox sends its audio at the
+/// `a=ptime` an answer asks for, and then its telephone-events go wrong: one packet per 60 ms audio
+/// frame, each read as a 360 ms key press.
+pub fn is_from_firefox(sdp: &str) -> bool {
+    sdp.lines().any(|l| l.trim_start().starts_with("o=mozilla"))
 }
 
 /// Which offered telephone-event to use with an audio codec at `audio_rate`: the one at that rate,
@@ -303,5 +350,51 @@ mod tests {
         assert_eq!(choose(&[e(101, 48_000)], 8000), None);
         assert_eq!(choose(&[e(101, 16_000)], 48_000), None);
         assert_eq!(choose(&[], 8000), None);
+    }
+
+    #[test]
+    fn packet_times_asked_for_are_read_as_the_nearest_one_sent_below() {
+        let with = |l: &str| format!("{}a=ptime:{l}\r\n", offer(""));
+        assert_eq!(requested_ptime(&offer("")), None);
+        assert_eq!(requested_ptime(&with("20")), Some(Ptime::Ms20));
+        assert_eq!(requested_ptime(&with("30")), Some(Ptime::Ms20));
+        assert_eq!(requested_ptime(&with("40")), Some(Ptime::Ms40));
+        assert_eq!(requested_ptime(&with(" 60 ")), Some(Ptime::Ms60));
+        assert_eq!(requested_ptime(&with("120")), Some(Ptime::Ms60));
+        assert_eq!(requested_ptime(&with("2.5")), Some(Ptime::Ms20));
+        for bad in ["", "0", "-20", "NaN", "inf", "twenty"] {
+            assert_eq!(requested_ptime(&with(bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_packet_time_goes_into_the_first_audio_section_only() {
+        let sdp = format!(
+            "{}m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n",
+            offer("")
+        )
+        .replace(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111 101\r\n",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111 101\r\nc=IN IP4 0.0.0.0\r\n",
+        );
+        let out = with_ptime(&sdp, Ptime::Ms60);
+        assert_eq!(out.matches("a=ptime:60\r\n").count(), 1, "{out}");
+        // After the section's c= line, before its first attribute, and not in the video section.
+        assert!(
+            out.contains("c=IN IP4 0.0.0.0\r\na=ptime:60\r\na=rtpmap:111 opus/48000/2"),
+            "{out}"
+        );
+        assert_eq!(out.replace("a=ptime:60\r\n", ""), sdp);
+        assert_eq!(requested_ptime(&out), Some(Ptime::Ms60));
+        // No audio section: nothing to add.
+        let video = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+        assert_eq!(with_ptime(video, Ptime::Ms60), video);
+    }
+
+    #[test]
+    fn firefox_is_known_by_its_origin_line() {
+        let ff = offer("").replace("o=- 1 2", "o=mozilla...THIS_IS_SDPARTA-128.0 1 2");
+        assert!(is_from_firefox(&ff));
+        assert!(!is_from_firefox(&offer("")));
     }
 }

@@ -382,14 +382,83 @@ fn a_frame_leaves_in_the_wake_up_that_wrote_it() {
 
 /// The decrypted RTP packets `a` sent, as recorded: (payload type, timestamp, payload).
 fn sent_rtp(p: &mut Pair) -> Vec<(u8, u32, Vec<u8>)> {
-    let local = p.a.local_addr();
-    std::iter::from_fn(|| p.a.poll_rtp_record())
+    sent_by(&mut p.a)
+}
+
+/// (payload type, timestamp, payload) of the RTP packets `peer` sent and recorded.
+fn sent_by(peer: &mut touchtone_rtc::Peer) -> Vec<(u8, u32, Vec<u8>)> {
+    let local = peer.local_addr();
+    std::iter::from_fn(|| peer.poll_rtp_record())
         .filter(|r| r.source == local && r.packet.len() >= 12)
         .map(|r| {
             let ts = u32::from_be_bytes(r.packet[4..8].try_into().unwrap());
             (r.packet[1] & 0x7f, ts, r.packet[12..].to_vec())
         })
         .collect()
+}
+
+/// Audio packets each side sent in 1.2 s of a connected, idle call, with the offer edited by `edit`;
+/// and the answer.
+fn idle_audio_packets(
+    caller: PeerConfig,
+    callee: PeerConfig,
+    edit: impl FnOnce(&str) -> String,
+) -> (usize, usize, String) {
+    let (mut p, answer) = Pair::with_offer(caller, callee, edit);
+    p.connect();
+    p.a.set_record_rtp(true);
+    p.b.set_record_rtp(true);
+    let start = p.now;
+    p.run_until(|p| p.now >= start + Duration::from_millis(1200));
+    let audio_pt = *p.a.negotiated().unwrap().audio_pt;
+    let count = |sent: Vec<(u8, u32, Vec<u8>)>| sent.iter().filter(|s| s.0 == audio_pt).count();
+    (count(sent_by(&mut p.a)), count(sent_by(&mut p.b)), answer)
+}
+
+#[test]
+fn an_answer_asks_for_its_longer_ptime_and_the_caller_sends_it_except_firefox() {
+    let sixty = PeerConfig {
+        ptime: Ptime::Ms60,
+        ..PeerConfig::default()
+    };
+    // A browser-like caller: it follows the answer's a=ptime (as Chromium does), 20 packets in 1.2 s.
+    let (caller, callee, answer) =
+        idle_audio_packets(PeerConfig::default(), sixty.clone(), |o| o.to_string());
+    assert!(answer.contains("a=ptime:60\r\n"), "{answer}");
+    assert!(caller.abs_diff(20) <= 1, "caller sent {caller}");
+    assert!(callee.abs_diff(20) <= 1, "callee sent {callee}");
+    // Firefox is not asked (its DTMF goes wrong at 60 ms): it keeps 20 ms packets.
+    let firefox = |o: &str| {
+        o.lines()
+            .map(|l| match l.starts_with("o=") {
+                true => "o=mozilla...THIS_IS_SDPARTA-128.0 5544 0 IN IP4 0.0.0.0",
+                false => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\n"
+    };
+    let (caller, callee, answer) =
+        idle_audio_packets(PeerConfig::default(), sixty.clone(), firefox);
+    assert!(!answer.contains("a=ptime"), "{answer}");
+    assert!(caller.abs_diff(60) <= 1, "caller sent {caller}");
+    assert!(callee.abs_diff(20) <= 1, "callee sent {callee}");
+    // A caller that asks for 20 ms packets gets them from a 60 ms callee.
+    let asks_20 = |o: &str| touchtone_rtc::negotiation::with_ptime(o, Ptime::Ms20);
+    let (caller, callee, answer) = idle_audio_packets(PeerConfig::default(), sixty, asks_20);
+    assert!(answer.contains("a=ptime:60"), "{answer}");
+    assert!(caller.abs_diff(20) <= 1, "caller sent {caller}");
+    assert!(callee.abs_diff(60) <= 1, "callee sent {callee}");
+    // Without a longer ptime the answer asks for nothing.
+    let (caller, callee, answer) =
+        idle_audio_packets(PeerConfig::default(), PeerConfig::default(), |o| {
+            o.to_string()
+        });
+    assert!(!answer.contains("a=ptime"), "{answer}");
+    assert_eq!(
+        (caller.abs_diff(60) <= 1, callee.abs_diff(60) <= 1),
+        (true, true)
+    );
 }
 
 #[test]

@@ -65,7 +65,9 @@ cargo bench -p touchtone-whip --bench load -- [options]
   --tolerance-ms MS    allowed key-up duration error (20: one packet interval)
   --sample-secs SECS   one line per interval (10)
   --threads N          the client runtime's worker threads (2)
-  --client-ptime MS    audio per packet the clients send: 20 (browsers), 40 or 60 (20)
+  --client-ptime MS    audio per packet the clients send while not dialing: 20, 40 or 60 whatever the
+                       answer asks (as Firefox, at 20), or `answer`: what the answer's a=ptime asks, else
+                       20 (as Chromium) (answer)
   --offers-first       with --burst: every client makes its socket and offer before any is posted,
                        so the burst is N offers posted at once (else each posts once its offer is made)
   --json               JSON lines on stdout (the text goes to stderr)
@@ -94,7 +96,8 @@ struct Opts {
     tolerance_ms: f64,
     sample_secs: f64,
     threads: usize,
-    client_ptime: Ptime,
+    /// `None`: follow the answer's `a=ptime`.
+    client_ptime: Option<Ptime>,
     offers_first: bool,
     json: bool,
 }
@@ -123,7 +126,7 @@ impl Default for Opts {
             tolerance_ms: 20.0,
             sample_secs: 10.0,
             threads: 2,
-            client_ptime: Ptime::Ms20,
+            client_ptime: None,
             offers_first: false,
             json: false,
         }
@@ -166,7 +169,12 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--tolerance-ms" => o.tolerance_ms = num(a, val(a)?)?,
             "--sample-secs" => o.sample_secs = num(a, val(a)?)?,
             "--threads" => o.threads = num(a, val(a)?)?,
-            "--client-ptime" => o.client_ptime = val(a)?.parse()?,
+            "--client-ptime" => {
+                o.client_ptime = match val(a)?.as_str() {
+                    "answer" => None,
+                    ms => Some(ms.parse()?),
+                }
+            }
             "--offers-first" => o.offers_first = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -984,7 +992,7 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let config = PeerConfig {
         dtls_cert: ctx.cert.clone(),
-        ptime: o.client_ptime,
+        ptime: o.client_ptime.unwrap_or_default(),
         ..PeerConfig::default()
     };
     let mut call = match Call::bind(lo, config).await {
@@ -1037,6 +1045,13 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
     if let Some(r) = relay.as_mut() {
         answer = with_candidate(&answer, r.to_client.local_addr().expect("bound"));
         r.start(call.peer.local_addr(), server_media);
+    }
+    if o.client_ptime.is_some() {
+        // A client with its own packet time does not hear what the answer asks.
+        answer = answer
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("a=ptime:"))
+            .collect();
     }
     if let Err(e) = call.peer.accept_answer(Instant::now(), &answer) {
         let _ = control.request("DELETE", &location, None, b"").await;
@@ -1911,7 +1926,7 @@ async fn run(opts: Opts, srv: &Server) -> Value {
             "idle_timeout_s": o.idle_timeout, "digits_per_round": o.digits, "tone_ms": o.tone_ms,
             "gap_ms": o.gap_ms, "pause_ms": o.pause_ms, "tolerance_ms": o.tolerance_ms,
             "client_threads": o.threads, "server_args": o.server_args,
-            "client_ptime_ms": o.client_ptime.millis(), "offers_first": o.offers_first,
+            "client_ptime_ms": o.client_ptime.map(Ptime::millis), "offers_first": o.offers_first,
         }),
     );
     summary.insert(

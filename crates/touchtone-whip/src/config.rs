@@ -55,6 +55,8 @@ pub struct WhipConfig {
     pub inband_detect: bool,
     /// How much audio each packet the server sends carries while it is not dialing: 20 ms as browsers
     /// send, 40 or 60 ms for fewer packets per call (BENCHMARKS.md, "Load"); while it dials, 20 ms.
+    /// Over 20 ms the answer asks the caller for such packets too (`a=ptime`; Chromium does so), except
+    /// Firefox, whose DTMF goes wrong at a longer ptime; a caller's own `a=ptime` is followed.
     pub ptime: Ptime,
 }
 

@@ -24,7 +24,7 @@ impl Peer {
     }
 
     /// Sends the audio packets due at or before `now`. Audio runs on a 20 ms grid. With a longer
-    /// [`PeerConfig::ptime`] and no DTMF scheduled, a packet gathers that many milliseconds and goes
+    /// the packet time in use ([`PeerConfig::ptime`] or the remote's `a=ptime`) and no DTMF scheduled, a packet gathers that many milliseconds and goes
     /// when they are over, as a sender that captures audio sends it. When DTMF is scheduled meanwhile,
     /// the audio held goes in 20 ms packets up to the first tone ([`cut_long_packet`](Self::cut_long_packet)):
     /// the audio a receiver decodes before a tone then ends within 20 ms of it, as from a browser.
@@ -35,11 +35,11 @@ impl Peer {
         while let Some(t) = self.next_frame.filter(|t| *t <= now) {
             if let Some(start) = self.long_start.take() {
                 // The gathered packet is complete.
-                self.send_audio(start, self.config.ptime)?;
+                self.send_audio(start, self.send_ptime)?;
             }
-            if self.config.ptime != Ptime::Ms20 && self.sender.is_idle() {
+            if self.send_ptime != Ptime::Ms20 && self.sender.is_idle() {
                 self.long_start = Some(t);
-                self.next_frame = Some(t + self.config.ptime.duration());
+                self.next_frame = Some(t + self.send_ptime.duration());
                 continue;
             }
             self.next_frame = Some(t + step);
@@ -61,7 +61,7 @@ impl Peer {
         // In 20 ms packets, so that the audio a receiver decodes before the tone ends within 20 ms of it.
         let step = Ptime::Ms20.duration();
         let mut t = start;
-        while t < now && t < start + self.config.ptime.duration() {
+        while t < now && t < start + self.send_ptime.duration() {
             self.send_audio(t, Ptime::Ms20)?;
             t += step;
         }

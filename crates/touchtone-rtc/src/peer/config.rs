@@ -26,6 +26,9 @@ pub struct PeerConfig {
     /// How much audio each RTP packet sent carries while no DTMF is scheduled: 20 ms as browsers send,
     /// or 40 or 60 ms for fewer packets per call. Around DTMF the audio goes in 20 ms packets, so that a
     /// receiver's playout of each tone keeps its length; telephone-event packets keep their own pace.
+    /// The remote's `a=ptime`, when its SDP has one, takes its place. Over 20 ms, an answer asks the
+    /// remote for such packets too (`a=ptime`), unless the offer is Firefox's: Firefox's DTMF goes
+    /// wrong at a longer ptime.
     pub ptime: Ptime,
     /// The DTLS certificate; `None` makes one for this peer. A server shares one across its calls
     /// ([`generate_certificate`]), which saves making a key per call.

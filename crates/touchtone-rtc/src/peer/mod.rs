@@ -55,7 +55,10 @@ pub struct Peer {
     seq: u64,
     audio_origin: Option<Instant>,
     next_frame: Option<Instant>,
-    /// Where the longer packet being gathered starts, while [`PeerConfig::ptime`] is over 20 ms and no
+    /// Audio per packet while no DTMF is scheduled: what the remote's SDP asks for (`a=ptime`), else
+    /// [`PeerConfig::ptime`].
+    send_ptime: Ptime,
+    /// Where the longer packet being gathered starts, while [`Peer::send_ptime`] is over 20 ms and no
     /// DTMF is scheduled; it is sent when `next_frame` comes, once its audio is over.
     long_start: Option<Instant>,
     rtc_timeout: Instant,
@@ -98,6 +101,7 @@ const MAX_STUN_SOURCES: usize = 8;
 impl Peer {
     /// A peer whose one UDP socket is bound at `local`.
     pub fn new(now: Instant, local: SocketAddr, config: PeerConfig) -> Result<Self, RtcError> {
+        let send_ptime = config.ptime;
         let mut peer = Peer {
             rtc: None,
             ice: IceCreds::new(),
@@ -115,6 +119,7 @@ impl Peer {
             seq: 1,
             audio_origin: None,
             next_frame: None,
+            send_ptime,
             long_start: None,
             rtc_timeout: now,
             transmits: VecDeque::new(),

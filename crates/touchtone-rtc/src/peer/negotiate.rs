@@ -58,6 +58,7 @@ impl Peer {
             .ok_or(NegotiationError::NoPendingOffer)?;
         let normalized = negotiation::normalize(sdp);
         let answer = SdpAnswer::from_sdp_string(&normalized.sdp)?;
+        self.send_ptime = negotiation::requested_ptime(sdp).unwrap_or(self.config.ptime);
         self.remote_events = normalized.events;
         self.rtc()?.sdp_api().accept_answer(pending, answer)?;
         self.events
@@ -99,10 +100,16 @@ impl Peer {
         self.events
             .push_back(PeerEvent::Signaling(SignalingState::Stable));
         self.after_negotiation(now)?;
-        Ok(negotiation::restore_event_lists(
-            &answer.to_sdp_string(),
-            &self.remote_events,
-        ))
+        self.send_ptime = negotiation::requested_ptime(sdp).unwrap_or(self.config.ptime);
+        let answer = negotiation::restore_event_lists(&answer.to_sdp_string(), &self.remote_events);
+        // Longer packets are asked of the remote too, except of Firefox, whose DTMF they break.
+        Ok(
+            if self.config.ptime != Ptime::Ms20 && !negotiation::is_from_firefox(sdp) {
+                negotiation::with_ptime(&answer, self.config.ptime)
+            } else {
+                answer
+            },
+        )
     }
 
     /// What negotiation settled on, once it has.

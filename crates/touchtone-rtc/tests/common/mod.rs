@@ -99,15 +99,35 @@ impl Pair {
 
     /// The pair with `net` in both directions, its randomness from `seed`.
     pub fn with_net(caller: PeerConfig, callee: PeerConfig, seed: u64, net: NetConfig) -> Pair {
+        Pair::negotiate(caller, callee, seed, net, |offer| offer.to_string()).0
+    }
+
+    /// The pair on a perfect network with the offer rewritten by `edit` before the callee reads it;
+    /// also returns the callee's answer.
+    pub fn with_offer(
+        caller: PeerConfig,
+        callee: PeerConfig,
+        edit: impl FnOnce(&str) -> String,
+    ) -> (Pair, String) {
+        Pair::negotiate(caller, callee, 0, NetConfig::default(), edit)
+    }
+
+    fn negotiate(
+        caller: PeerConfig,
+        callee: PeerConfig,
+        seed: u64,
+        net: NetConfig,
+        edit: impl FnOnce(&str) -> String,
+    ) -> (Pair, String) {
         let now = Instant::now();
         let a_addr: SocketAddr = "127.0.0.1:10000".parse().unwrap();
         let b_addr: SocketAddr = "127.0.0.1:20000".parse().unwrap();
         let mut a = Peer::new(now, a_addr, caller).unwrap();
         let mut b = Peer::new(now, b_addr, callee).unwrap();
-        let offer = a.create_offer().unwrap();
+        let offer = edit(&a.create_offer().unwrap());
         let answer = b.accept_offer(now, &offer).unwrap();
         a.accept_answer(now, &answer).unwrap();
-        Pair {
+        let pair = Pair {
             a,
             b,
             now,
@@ -119,7 +139,8 @@ impl Pair {
             ba: Link::new(seed ^ 0x5555_5555_5555_5555, net),
             b_received: vec![],
             receive_errors: 0,
-        }
+        };
+        (pair, answer)
     }
 
     /// Sends what each peer has to send and delivers what has arrived, or else jumps the clock to the
