@@ -61,7 +61,7 @@ pub struct Args {
     /// Milliseconds of audio in each packet the server sends while it is not dialing (20, 40 or 60):
     /// browsers send 20; 60 sends a third as many packets per call, for servers that carry many calls.
     /// Over 20 the answer asks callers for such packets too (a=ptime; Chromium does, Firefox is not
-    /// asked: its DTMF goes wrong at a longer ptime).
+    /// asked: its DTMF goes wrong at a longer ptime). A caller's own a=ptime is what it gets sent.
     #[arg(long, env = "TOUCHTONE_PTIME", default_value_t = Ptime::Ms20, value_name = "MS")]
     ptime: Ptime,
     /// Write each call's decrypted RTP (both directions) to DIR/<call id>.pcapng, for Wireshark or

@@ -409,10 +409,17 @@ fn queued_then_timers(
 
 async fn run(
     call: OwnCall,
-    mut cmd_rx: mpsc::UnboundedReceiver<Command>,
-    mut events: EventOut,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    events: EventOut,
     stats: Arc<Counters>,
 ) {
+    // The call reads as ended (its command channel closed) before its event function is dropped,
+    // however the task ends: fields drop in the order they are declared.
+    struct Ends {
+        cmd_rx: mpsc::UnboundedReceiver<Command>,
+        events: EventOut,
+    }
+    let mut ends = Ends { cmd_rx, events };
     let OwnCall {
         mut peer,
         socket,
@@ -426,7 +433,7 @@ async fn run(
     tokio::pin!(sleep);
     loop {
         // Events first: the application hears of a tone change before the datagrams go out.
-        pass_on(&mut peer, &mut events, &mut recorder);
+        pass_on(&mut peer, &mut ends.events, &mut recorder);
         while let Some(Transmit {
             destination: dst,
             contents: data,
@@ -465,14 +472,14 @@ async fn run(
                 let now = Instant::now();
                 // Tone changes first, before str0m's timers and the packets' encryption.
                 peer.run_playout(now);
-                pass_on(&mut peer, &mut events, &mut recorder);
+                pass_on(&mut peer, &mut ends.events, &mut recorder);
                 let (read, result) = queued_then_timers(&mut peer, Instant::now(), &mut buf, |b| {
                     recv_queued(&socket, b)
                 });
                 stats.datagrams_in.fetch_add(read, Ordering::Relaxed);
                 result
             }
-            cmd = cmd_rx.recv(), if commands_open => {
+            cmd = ends.cmd_rx.recv(), if commands_open => {
                 let now = Instant::now();
                 match cmd {
                     Some(cmd) => cmd.apply(&mut peer, now),
@@ -488,9 +495,6 @@ async fn run(
             tracing::warn!("call {}: {e}", peer.local_addr());
         }
     }
-    // The call reads as ended before its event function is dropped.
-    drop(cmd_rx);
-    drop(events);
 }
 
 #[cfg(test)]

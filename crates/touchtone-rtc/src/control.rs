@@ -58,7 +58,14 @@ impl EventOut {
             EventOut::Channel(tx) => {
                 let _ = tx.send(ev);
             }
-            EventOut::Function(f) => f(ev),
+            EventOut::Function(f) => {
+                // A panic in the application's function must not end the task, which runs other
+                // calls too: it is logged and the call goes on.
+                let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ev)));
+                if delivered.is_err() {
+                    tracing::error!("a call's event function panicked; the event is lost");
+                }
+            }
         }
     }
 }

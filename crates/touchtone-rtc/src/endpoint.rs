@@ -33,6 +33,9 @@ pub struct EndpointStats {
     pub moved: u64,
     /// Calls registered now.
     pub calls: u64,
+    /// Turns of the port's tasks that began more than 50 ms after a call's timer was due: the process
+    /// fell behind (more calls than its cores carry, or other work taking them).
+    pub stalls: u64,
 }
 
 struct Inner {
@@ -124,6 +127,7 @@ impl UdpEndpoint {
             handed_over: c.handed_over.load(Ordering::Relaxed),
             moved: c.moved.load(Ordering::Relaxed),
             calls: c.calls.load(Ordering::Relaxed),
+            stalls: c.stalls.load(Ordering::Relaxed),
         }
     }
 }

@@ -158,11 +158,28 @@ pub fn restore_event_lists(sdp: &str, events: &[OfferedEvents]) -> String {
 }
 
 /// The packet time an SDP asks to receive (`a=ptime`, RFC 4566 section 6), as one this crate sends:
-/// the longest of 20, 40 and 60 ms that is not over it. `None` without a readable `a=ptime`.
+/// the longest of 20, 40 and 60 ms that is not over it. Read from the first audio section in use (port
+/// not 0), else from the session level; `None` without a readable `a=ptime` there.
 pub fn requested_ptime(sdp: &str) -> Option<Ptime> {
-    let ms: f64 = sdp
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("a=ptime:"))?
+    let (mut session, mut audio) = (None, None);
+    let mut at_session = true;
+    let mut in_audio = false;
+    let mut audio_seen = false;
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            at_session = false;
+            in_audio = !audio_seen && is_audio_in_use(m);
+            audio_seen |= in_audio;
+        } else if let Some(v) = line.strip_prefix("a=ptime:") {
+            if at_session {
+                session = session.or(Some(v));
+            } else if in_audio {
+                audio = audio.or(Some(v));
+            }
+        }
+    }
+    let ms: f64 = audio
+        .or(session)?
         .trim()
         .parse()
         .ok()
@@ -174,18 +191,28 @@ pub fn requested_ptime(sdp: &str) -> Option<Ptime> {
     })
 }
 
-/// `sdp` asking to receive `ptime` packets: an `a=ptime` line at the head of the first audio
-/// section's attributes.
+/// Whether an `m=` line's value (after `m=`) is an audio section in use: port not 0.
+fn is_audio_in_use(m: &str) -> bool {
+    let mut fields = m.split_whitespace();
+    fields.next() == Some("audio") && fields.next().is_some_and(|port| port != "0")
+}
+
+/// `sdp` asking to receive `ptime` packets: an `a=ptime` line at the head of the attributes of the
+/// first audio section in use, with that section's line ending.
 pub fn with_ptime(sdp: &str, ptime: Ptime) -> String {
     let mut out = String::with_capacity(sdp.len() + 16);
     let mut in_audio = false;
     let mut done = false;
+    let mut eol = "\r\n";
     for line in sdp.split_inclusive('\n') {
         let body = line.trim_end_matches(['\r', '\n']);
-        if body.starts_with("m=") {
-            in_audio = !done && body.starts_with("m=audio ");
+        if let Some(m) = body.strip_prefix("m=") {
+            in_audio = !done && is_audio_in_use(m);
+            if in_audio {
+                eol = &line[body.len()..];
+            }
         } else if in_audio && !done && body.starts_with("a=") {
-            out.push_str(&format!("a=ptime:{}\r\n", ptime.millis()));
+            out.push_str(&format!("a=ptime:{}{eol}", ptime.millis()));
             done = true;
         }
         out.push_str(line);
@@ -389,6 +416,27 @@ mod tests {
         // No audio section: nothing to add.
         let video = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert_eq!(with_ptime(video, Ptime::Ms60), video);
+    }
+
+    #[test]
+    fn the_packet_time_is_read_and_written_where_the_audio_in_use_is() {
+        // A rejected audio section and a video section before the audio one: neither counts.
+        let sdp = "v=0\r\na=ptime:40\r\nm=audio 0 RTP/AVP 0\r\na=ptime:20\r\n\
+                   m=video 9 RTP/AVP 96\r\na=ptime:20\r\nm=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        // Session level when the audio in use says nothing.
+        assert_eq!(requested_ptime(sdp), Some(Ptime::Ms40));
+        let out = with_ptime(sdp, Ptime::Ms60);
+        assert!(
+            out.ends_with("m=audio 9 RTP/AVP 0\r\na=ptime:60\r\na=rtpmap:0 PCMU/8000\r\n"),
+            "{out}"
+        );
+        assert_eq!(requested_ptime(&out), Some(Ptime::Ms60));
+        // Line endings as the section has them.
+        let lf = "v=0\nm=audio 9 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+        assert_eq!(
+            with_ptime(lf, Ptime::Ms40),
+            "v=0\nm=audio 9 RTP/AVP 0\na=ptime:40\na=rtpmap:0 PCMU/8000\n"
+        );
     }
 
     #[test]

@@ -232,6 +232,11 @@ async fn a_stalled_port_reads_every_socket_before_its_end_timeouts() {
         assert_heard(&got, "5", 100.0, &format!("call {k}"));
     }
     assert!(endpoint.stats().handed_over > 0, "{:?}", endpoint.stats());
+    assert!(
+        endpoint.stats().stalls >= 1,
+        "the 400 ms stall is counted: {:?}",
+        endpoint.stats()
+    );
     drop(pairs);
     drop(endpoint);
     let _ = stop.send(());
@@ -355,4 +360,58 @@ async fn an_event_function_hears_every_event_in_order_and_goes_when_the_call_end
         );
         assert!(heard.control.get().unwrap().is_ended(), "{what}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_function_that_panics_loses_its_event_not_the_port() {
+    use touchtone_rtc::{ConnectionState, PeerEvent};
+    // One task runs both calls: a panic that ended it would end the other call too.
+    let endpoint = UdpEndpoint::bind_with_tasks(SocketAddr::new(LOOPBACK, 0), &[], 1)
+        .await
+        .unwrap();
+    let mut pairs = vec![];
+    for _ in 0..2 {
+        let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
+        let mut server = endpoint.call(PeerConfig::default()).unwrap();
+        let offer = client.peer.create_offer().unwrap();
+        let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
+        client.peer.accept_answer(Instant::now(), &answer).unwrap();
+        pairs.push((client.spawn(), server));
+    }
+    let (mut client_b, server_b) = pairs.pop().unwrap();
+    let (mut client_a, server_a) = pairs.pop().unwrap();
+    // Call A's function panics at its first event and forwards the rest.
+    let (tx, mut heard_a) = tokio::sync::mpsc::unbounded_channel();
+    let mut first = true;
+    let control_a = server_a.spawn_with_events(move |ev| {
+        if std::mem::take(&mut first) {
+            panic!("the application's bug");
+        }
+        let _ = tx.send(ev);
+    });
+    let mut server_b = server_b.spawn();
+    wait_connected(&mut client_a).await;
+    wait_connected(&mut client_b).await;
+    wait_connected(&mut server_b).await;
+    let connected = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = heard_a.recv().await {
+            if ev == PeerEvent::Connection(ConnectionState::Connected) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("call A's later events in time");
+    assert!(connected, "call A goes on after its function panicked");
+    assert!(!control_a.is_ended());
+    client_b.insert_dtmf("9", 80, 50).await.unwrap();
+    let got = key_ups(
+        &mut server_b,
+        1,
+        DigitSource::Rfc4733,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_heard(&got, "9", 80.0, "call B on the same task");
 }

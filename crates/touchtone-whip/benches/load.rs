@@ -305,7 +305,8 @@ struct Stats {
     setup_ms: Mutex<Vec<f64>>,
     answer_ms: Mutex<Vec<f64>>,
     /// The parts of a setup, from the offer's post: the client connected, the event stream open, the
-    /// server connected by its own clock (the event's `t_ms` after the answer), and read by the client.
+    /// server connected by its own clock (the event's `t_ms` after the answer: a little late, as the
+    /// server's clock starts before it sends the answer), and read by the client.
     client_up_ms: Mutex<Vec<f64>>,
     events_open_ms: Mutex<Vec<f64>>,
     server_up_ms: Mutex<Vec<f64>>,
@@ -1058,7 +1059,6 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
         return st.fail(format!("accept answer: {e}"));
     }
     let handle = call.spawn();
-    let t_spawn = Instant::now();
     let sse = match tokio::time::timeout(Duration::from_secs(20), open_events(ctx.http, &location))
         .await
     {
@@ -1129,10 +1129,7 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
     let since = |t: Instant| t.duration_since(t0).as_secs_f64() * 1000.0;
     st.client_up_ms.lock().unwrap().push(since(c));
     st.server_seen_ms.lock().unwrap().push(since(s));
-    st.events_open_ms
-        .lock()
-        .unwrap()
-        .push(t_events.duration_since(t_spawn).as_secs_f64() * 1000.0);
+    st.events_open_ms.lock().unwrap().push(since(t_events));
     if server_t.is_finite() {
         st.server_up_ms.lock().unwrap().push(answer_ms + server_t);
     }

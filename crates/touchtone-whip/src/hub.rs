@@ -97,13 +97,18 @@ impl CallEvents {
 
 impl Drop for CallEvents {
     fn drop(&mut self) {
-        let entry = self.hub.calls().remove(&self.id);
+        let mut calls = self.hub.calls();
+        let entry = calls.remove(&self.id);
         if let Some(e) = &entry {
+            // Moved from the live calls to the totals under the book's lock, which `metrics` reads
+            // both under: the counters never go back.
             let (rx, tx) = e.control.datagrams();
             let c = &self.hub.inner.counters;
             c.datagrams_in.fetch_add(rx, Ordering::Relaxed);
             c.datagrams_out.fetch_add(tx, Ordering::Relaxed);
         }
+        drop(calls);
+        drop(entry);
         self.log.close();
         self.permit.take();
         self.hub.inner.call_ended.notify_waiters();
@@ -178,13 +183,17 @@ impl Hub {
         self.inner
             .certificate
             .lock()
-            .expect("certificate lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
     /// Makes a new DTLS certificate for the calls that start from now on (live calls keep theirs).
     pub fn rotate_certificate(&self) {
-        *self.inner.certificate.lock().expect("certificate lock") =
+        *self
+            .inner
+            .certificate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
             touchtone_rtc::generate_certificate();
     }
 
@@ -216,12 +225,20 @@ impl Hub {
     /// sink's tasks on the current Tokio runtime.
     pub fn add_sink(&self, sink: Arc<dyn EventSink>, options: SinkOptions) {
         let handle = SinkHandle::spawn(sink, options);
-        self.inner.sinks.write().expect("sinks lock").push(handle);
+        self.inner
+            .sinks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(handle);
     }
 
     /// The counters of each sink, in the order they were added.
     pub fn sink_metrics(&self) -> Vec<SinkMetrics> {
-        let sinks = self.inner.sinks.read().expect("sinks lock");
+        let sinks = self
+            .inner
+            .sinks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         sinks.iter().map(SinkHandle::metrics).collect()
     }
 
@@ -242,7 +259,11 @@ impl Hub {
 
     /// Gives a call's event to every sink.
     fn to_sinks(&self, call: &Arc<str>, seq: u64, line: &rtc::Line) {
-        let sinks = self.inner.sinks.read().expect("sinks lock");
+        let sinks = self
+            .inner
+            .sinks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if sinks.is_empty() {
             return;
         }
@@ -259,7 +280,10 @@ impl Hub {
     }
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.inner.calls.lock().expect("calls lock")
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn active(&self) -> usize {
@@ -298,7 +322,12 @@ impl Hub {
             .map_err(|_| OfferError::TooManyCalls { max: cfg.max_calls })?;
         if let Some(ip) = client {
             let now = Instant::now();
-            let rate = self.inner.rates.lock().expect("rates lock").take(ip, now);
+            let rate = self
+                .inner
+                .rates
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(ip, now);
             rate.map_err(|retry_after| OfferError::RateLimited { retry_after })?;
         }
         let id = new_call_id()?;
@@ -336,19 +365,22 @@ impl Hub {
         let call_id = events.call.clone();
         let control = answered.start(started, call_id, move |line| events.on_line(line));
         tracing::info!("call {id} answered on {}", control.local_addr());
-        let ended = control.clone();
-        self.calls().insert(
-            id.clone(),
-            Entry {
-                control,
-                log,
-                started,
-                client,
-            },
-        );
-        // A call that ended before it was in the book (its port went away) found nothing to remove.
-        if ended.is_ended() {
-            self.calls().remove(&id);
+        {
+            // Under the book's lock, which the call's end takes too: a call that ended before this
+            // (its port went away) reads as ended here, and its end found nothing to remove.
+            let mut calls = self.calls();
+            if control.is_ended() {
+                return Err(OfferError::Internal("the call ended as it started"));
+            }
+            calls.insert(
+                id.clone(),
+                Entry {
+                    control,
+                    log,
+                    started,
+                    client,
+                },
+            );
         }
         Counters::bump(&self.inner.counters.calls_total);
         Ok(Answer { id, sdp })
@@ -360,7 +392,7 @@ impl Hub {
             .inner
             .rejected_log
             .lock()
-            .expect("log limiter lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .allow(Instant::now());
         if let Some(more) = allowed {
             tracing::warn!("offer refused: {e} ({more} more refused since the last report)");
@@ -428,23 +460,30 @@ impl Hub {
 
     /// The counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let (active, live_in, live_out) =
-            self.calls()
-                .values()
-                .fold((0u64, 0u64, 0u64), |(n, i, o), e| {
-                    let (rx, tx) = e.control.datagrams();
-                    (n + 1, i + rx, o + tx)
-                });
         let c = &self.inner.counters;
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let calls = self.calls();
+        let (active, live_in, live_out) =
+            calls.values().fold((0u64, 0u64, 0u64), |(n, i, o), e| {
+                let (rx, tx) = e.control.datagrams();
+                (n + 1, i + rx, o + tx)
+            });
+        let (ended_in, ended_out) = (get(&c.datagrams_in), get(&c.datagrams_out));
+        drop(calls);
+        let port = match &self.inner.config.udp {
+            crate::config::UdpMode::Shared(endpoint) => endpoint.stats(),
+            crate::config::UdpMode::PerCall(_) => touchtone_rtc::EndpointStats::default(),
+        };
         MetricsSnapshot {
             calls_active: active,
             calls_total: get(&c.calls_total),
             calls_rejected: get(&c.calls_rejected),
             digits_received: get(&c.digits),
-            datagrams_received: get(&c.datagrams_in) + live_in,
-            datagrams_sent: get(&c.datagrams_out) + live_out,
+            datagrams_received: ended_in + live_in,
+            datagrams_sent: ended_out + live_out,
             errors: get(&c.errors),
+            port_unroutable: port.unroutable,
+            port_stalls: port.stalls,
             sinks: self.sink_metrics(),
         }
     }

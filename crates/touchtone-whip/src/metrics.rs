@@ -42,6 +42,10 @@ pub struct MetricsSnapshot {
     pub datagrams_sent: u64,
     /// Offers or calls that failed.
     pub errors: u64,
+    /// Datagrams at the shared UDP port that matched no call (0 with a port per call).
+    pub port_unroutable: u64,
+    /// Turns of the shared port's tasks that began more than 50 ms late: the server falls behind.
+    pub port_stalls: u64,
     /// Each event sink's counters.
     pub sinks: Vec<SinkMetrics>,
 }
@@ -49,7 +53,7 @@ pub struct MetricsSnapshot {
 impl MetricsSnapshot {
     /// The Prometheus text exposition (`GET /metrics`).
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 7] = [
+        let rows: [(&str, &str, &str, u64); 9] = [
             (
                 "touchtone_calls_active",
                 "gauge",
@@ -91,6 +95,18 @@ impl MetricsSnapshot {
                 "counter",
                 "Offers or calls that failed.",
                 self.errors,
+            ),
+            (
+                "touchtone_port_unroutable_total",
+                "counter",
+                "Datagrams at the shared UDP port that matched no call.",
+                self.port_unroutable,
+            ),
+            (
+                "touchtone_port_stalls_total",
+                "counter",
+                "Turns of the UDP port's tasks that began more than 50 ms late (the server falls behind).",
+                self.port_stalls,
             ),
         ];
         let mut out = String::new();

@@ -542,3 +542,54 @@ async fn a_burst_of_1500_connections_waits_in_the_accept_queue() {
     let listener = touchtone_whip::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     assert_eq!(queued_at_once(&listener, 1500).await, 1500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_at_the_udp_port_and_port_stalls_are_in_the_metrics() {
+    let endpoint = touchtone_whip::UdpEndpoint::bind("127.0.0.1:0".parse().unwrap(), &[])
+        .await
+        .unwrap();
+    let srv = start(WhipConfig {
+        udp: touchtone_whip::UdpMode::Shared(endpoint),
+        ..config()
+    })
+    .await;
+    let r = post_sdp(srv.addr, &offer()).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // a=candidate:<foundation> 1 udp <priority> <ip> <port> typ host
+    let candidate: Vec<&str> = r
+        .body
+        .lines()
+        .find(|l| l.starts_with("a=candidate"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let port: std::net::SocketAddr = format!("{}:{}", candidate[4], candidate[5])
+        .parse()
+        .unwrap();
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..20 {
+        junk.send_to(b"\x80\x00 for no call at all", port).unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || srv.hub.metrics().port_unroutable
+            >= 20)
+        .await,
+        "{:?}",
+        srv.hub.metrics()
+    );
+    let r = request(srv.addr, "GET", "/metrics", &[], b"").await;
+    let value = |name: &str| -> u64 {
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} in {}", r.body))
+            .parse()
+            .unwrap()
+    };
+    assert!(value("touchtone_port_unroutable_total") >= 20, "{}", r.body);
+    assert!(
+        r.body
+            .contains("# TYPE touchtone_port_stalls_total counter")
+    );
+    value("touchtone_port_stalls_total");
+}

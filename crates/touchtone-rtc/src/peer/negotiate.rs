@@ -58,9 +58,9 @@ impl Peer {
             .ok_or(NegotiationError::NoPendingOffer)?;
         let normalized = negotiation::normalize(sdp);
         let answer = SdpAnswer::from_sdp_string(&normalized.sdp)?;
-        self.send_ptime = negotiation::requested_ptime(sdp).unwrap_or(self.config.ptime);
         self.remote_events = normalized.events;
         self.rtc()?.sdp_api().accept_answer(pending, answer)?;
+        self.send_ptime = negotiation::requested_ptime(sdp).unwrap_or(self.config.ptime);
         self.events
             .push_back(PeerEvent::Signaling(SignalingState::Stable));
         self.after_negotiation(now)

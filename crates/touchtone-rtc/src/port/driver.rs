@@ -414,6 +414,7 @@ impl Driver {
         }
         self.drain();
         if late {
+            self.counters.stalls.fetch_add(1, Ordering::Relaxed);
             self.drain_others();
         }
         // Datagrams handed over by the other tasks too.

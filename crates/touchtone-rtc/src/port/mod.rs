@@ -26,6 +26,7 @@ pub(crate) struct PortCounters {
     pub(crate) handed_over: AtomicU64,
     pub(crate) moved: AtomicU64,
     pub(crate) calls: AtomicU64,
+    pub(crate) stalls: AtomicU64,
 }
 
 /// A running port: its tasks' channels; dropping it ends every call on it.
