@@ -19,7 +19,8 @@
 //! Reported: setup latency (offer posted until both sides report `connected`) p50/p99 and its parts
 //! (the client connected; the server's `connected` event by the server's clock and when the client
 //! read it; the event stream's opening), the server's
-//! CPU (from `/proc/<pid>/stat`) and RSS (`VmRSS`) per call, its descriptors, and the digit counts.
+//! CPU (from `/proc/<pid>/stat`) and RSS (`VmRSS`) per call, its descriptors, the turns of its UDP
+//! port that began more than 50 ms late (`touchtone_port_stalls_total`), and the digit counts.
 //! `--burst` opens every call at once; `--cycle` ends calls after a random lifetime and replaces them:
 //! most are hung up (`DELETE`), some vanish (their packets stop: they go through a relay in this
 //! process that is dropped, and the server must end them after `--idle-timeout`), and some vanish while
@@ -1477,13 +1478,18 @@ impl Drop for Server {
 
 /// `touchtone_calls_active` from `/metrics`.
 async fn calls_active(http: SocketAddr) -> Option<u64> {
+    metric(http, "touchtone_calls_active").await
+}
+
+/// A value of the server's `/metrics`.
+async fn metric(http: SocketAddr, name: &str) -> Option<u64> {
     let r = Http::new(http)
         .request("GET", "/metrics", None, b"")
         .await
         .ok()?;
     let text = String::from_utf8_lossy(&r.body);
     text.lines()
-        .find_map(|l| l.strip_prefix("touchtone_calls_active "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
 
@@ -1900,6 +1906,7 @@ async fn run(opts: Opts, srv: &Server) -> Value {
     while calls_active(ctx.http).await.unwrap_or(0) > 0 && Instant::now() < settle {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let port_stalls = metric(ctx.http, "touchtone_port_stalls_total").await;
     // `touchtone serve` gives freed heap back every 10 s once calls have ended.
     tokio::time::sleep(Duration::from_secs(12)).await;
     sampler.sample(&ctx, srv, t0, &out).await;
@@ -1945,6 +1952,7 @@ async fn run(opts: Opts, srv: &Server) -> Value {
         "answer_ms".into(),
         dist(&st.answer_ms.lock().unwrap().clone()),
     );
+    summary.insert("server_port_stalls".into(), json!(port_stalls));
     summary.insert(
         "setup_parts_ms".into(),
         json!({
