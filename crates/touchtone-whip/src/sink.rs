@@ -37,10 +37,14 @@ impl SinkEvent {
         kind: &'static str,
         event: &str,
     ) -> SinkEvent {
-        // Digit records already name their call: it is not written twice.
-        let event = match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(event)
-        {
-            Ok(mut fields) if fields.contains_key("call") => {
+        // Digit records already name their call: it is not written twice. Only they are parsed: this
+        // runs for every event, on the task that runs the call.
+        let parsed = match event.contains("\"call\":") {
+            true => serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(event).ok(),
+            false => None,
+        };
+        let event = match parsed {
+            Some(mut fields) if fields.contains_key("call") => {
                 fields.remove("call");
                 serde_json::to_string(&fields).unwrap_or_else(|_| event.to_string())
             }
