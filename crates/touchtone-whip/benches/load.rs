@@ -69,6 +69,10 @@ cargo bench -p touchtone-whip --bench load -- [options]
   --client-ptime MS    audio per packet the clients send while not dialing: 20, 40 or 60 whatever the
                        answer asks (as Firefox, at 20), or `answer`: what the answer's a=ptime asks, else
                        20 (as Chromium) (answer)
+  --rounds spread|together
+                       spread: each call starts its first round after a random part of a round, so that
+                       calls dial at different times as callers do; together: every call dials as soon as
+                       it is up, so a burst's calls dial in step, round after round (spread)
   --offers-first       with --burst: every client makes its socket and offer before any is posted,
                        so the burst is N offers posted at once (else each posts once its offer is made)
   --json               JSON lines on stdout (the text goes to stderr)
@@ -100,6 +104,8 @@ struct Opts {
     /// `None`: follow the answer's `a=ptime`.
     client_ptime: Option<Ptime>,
     offers_first: bool,
+    /// Calls start their rounds at random points of a round, not all as soon as they are up.
+    spread_rounds: bool,
     json: bool,
 }
 
@@ -129,6 +135,7 @@ impl Default for Opts {
             threads: 2,
             client_ptime: None,
             offers_first: false,
+            spread_rounds: true,
             json: false,
         }
     }
@@ -177,6 +184,13 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                 }
             }
             "--offers-first" => o.offers_first = true,
+            "--rounds" => {
+                o.spread_rounds = match val(a)?.as_str() {
+                    "spread" => true,
+                    "together" => false,
+                    other => return Err(format!("--rounds {other}: spread or together")),
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -1148,6 +1162,12 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
     let mut round = 0u64;
     let n = o.digits;
     let play = Duration::from_millis(u64::from(o.tone_ms + o.gap_ms) * n as u64);
+    if o.spread_rounds {
+        // Callers press keys when they do, not in step: the first round starts somewhere in a round.
+        let round_len = play + Duration::from_millis(o.pause_ms);
+        let offset = round_len.mul_f64(Rng(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).unit());
+        live.pump(ctx, Instant::now() + offset, false).await;
+    }
     while !ctx.stop.load(Relaxed)
         && end.is_none_or(|e| Instant::now() < e)
         && !live.client_closed
@@ -1931,6 +1951,7 @@ async fn run(opts: Opts, srv: &Server) -> Value {
             "gap_ms": o.gap_ms, "pause_ms": o.pause_ms, "tolerance_ms": o.tolerance_ms,
             "client_threads": o.threads, "server_args": o.server_args,
             "client_ptime_ms": o.client_ptime.map(Ptime::millis), "offers_first": o.offers_first,
+            "rounds": if o.spread_rounds { "spread" } else { "together" },
         }),
     );
     summary.insert(
