@@ -62,6 +62,11 @@ impl Failure {
     }
 }
 
+/// The heap: mimalloc, which allocates faster than glibc's under many threads (a 1,000-call burst is
+/// up sooner: BENCHMARKS.md). `serve` has each runtime thread give its freed pages back once calls end.
+#[global_allocator]
+static HEAP: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -244,6 +244,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let token = config.token.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(heap::on_park)
         .build()
         .map_err(|e| Failure::input(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
@@ -326,32 +327,59 @@ pub fn run(args: Args) -> Result<(), Failure> {
     })
 }
 
-/// Returns the heap that ended calls freed to the system: glibc keeps freed memory for reuse, so without
-/// this a server's RSS stays at its busiest. Checked every 10 s; trimmed when calls ended since.
+/// Returns the heap that ended calls freed to the system: the allocator keeps freed memory for reuse,
+/// in each thread's own heap, so without this a server's RSS stays at its busiest. Checked every 10 s;
+/// when calls ended since, every runtime thread gives its free pages back the next time it idles.
 async fn give_back_memory(hub: Hub) {
     let mut last = hub.list().len();
+    let mut rounds = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tick.tick().await;
         let now = hub.list().len();
         if now < last {
-            trim_heap();
+            // This tick and the next: what calls still ending after this one freed goes back too.
+            rounds = 2;
         }
         last = now;
+        if rounds > 0 {
+            rounds -= 1;
+            heap::give_back();
+            // Wake the idle threads, so that they idle again and give theirs back too.
+            for _ in 0..16 {
+                tokio::spawn(tokio::task::yield_now());
+            }
+        }
     }
 }
 
-/// Gives free heap pages back to the system (glibc `malloc_trim`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim_heap() {
-    // SAFETY: malloc_trim only walks glibc's own heap structures; it takes no pointers from us.
-    unsafe {
-        libc::malloc_trim(0);
+/// Giving a thread's free heap pages back to the system when the thread idles.
+mod heap {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Bumped each time the threads are to give their free pages back.
+    static ROUND: AtomicU64 = AtomicU64::new(0);
+
+    thread_local! {
+        /// The last round this thread gave its pages back in.
+        static DONE: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Asks every runtime thread to give its free pages back when it next idles.
+    pub(super) fn give_back() {
+        ROUND.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The runtime's park hook: gives this thread's free pages back if asked since it last did.
+    pub(super) fn on_park() {
+        let round = ROUND.load(Ordering::Relaxed);
+        if DONE.with(|d| d.replace(round)) != round {
+            // SAFETY: mi_collect only walks the allocator's own structures for this thread.
+            unsafe { libmimalloc_sys::mi_collect(true) };
+        }
     }
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim_heap() {}
 
 /// Stops taking calls (offers get 503, `/healthz` not ready) and lets live calls run until they end,
 /// `timeout` passes, or a second signal comes; then hangs up what is left.
