@@ -1927,8 +1927,8 @@ async fn run(opts: Opts, srv: &Server) -> Value {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let port_stalls = metric(ctx.http, "touchtone_port_stalls_total").await;
-    // `touchtone serve` gives freed heap back every 10 s once calls have ended.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // `touchtone serve` gives freed heap back within 20 s once calls have ended.
+    tokio::time::sleep(Duration::from_secs(22)).await;
     sampler.sample(&ctx, srv, t0, &out).await;
     let after = srv.snap();
     let me1 = proc_snap(std::process::id());
