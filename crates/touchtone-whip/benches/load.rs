@@ -45,6 +45,10 @@ use touchtone_rtc::{
     Call, CallHandle, ConnectionState, InsertDtmfError, PeerConfig, PeerEvent, Ptime,
 };
 
+/// The clients' heap: the server's (mimalloc), so that the clients cost what the server does per call.
+#[global_allocator]
+static HEAP: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 cargo bench -p touchtone-whip --bench load -- [options]
 
