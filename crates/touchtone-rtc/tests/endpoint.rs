@@ -112,11 +112,7 @@ async fn dropping_the_endpoint_ends_its_calls_and_frees_the_port() {
         .await
         .unwrap();
     let port = endpoint.local_addr();
-    let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
-    let mut server = endpoint.call(PeerConfig::default()).unwrap();
-    let offer = client.peer.create_offer().unwrap();
-    let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
-    client.peer.accept_answer(Instant::now(), &answer).unwrap();
+    let (client, server) = offer_to(endpoint.call(PeerConfig::default()).unwrap()).await;
     let (mut client, mut server) = (client.spawn(), server.spawn());
     wait_connected(&mut client).await;
     wait_connected(&mut server).await;
@@ -197,11 +193,7 @@ async fn a_stalled_port_reads_every_socket_before_its_end_timeouts() {
     let (endpoint, port_rt, stop) = rx.recv().unwrap();
     let mut pairs = vec![];
     for _ in 0..8 {
-        let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
-        let mut server = endpoint.call(PeerConfig::default()).unwrap();
-        let offer = client.peer.create_offer().unwrap();
-        let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
-        client.peer.accept_answer(Instant::now(), &answer).unwrap();
+        let (client, server) = offer_to(endpoint.call(PeerConfig::default()).unwrap()).await;
         pairs.push((client.spawn(), server.spawn()));
     }
     for (client, server) in &mut pairs {
@@ -241,6 +233,15 @@ async fn a_stalled_port_reads_every_socket_before_its_end_timeouts() {
     drop(endpoint);
     let _ = stop.send(());
     port_thread.join().unwrap();
+}
+
+/// A loopback client that has offered to `server` and read its answer: both ready to start.
+async fn offer_to(mut server: Call) -> (Call, Call) {
+    let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
+    let offer = client.peer.create_offer().unwrap();
+    let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
+    client.peer.accept_answer(Instant::now(), &answer).unwrap();
+    (client, server)
 }
 
 /// What a call's event function saw, and whether the call read as ended when the function was dropped.
@@ -300,14 +301,11 @@ async fn an_event_function_hears_every_event_in_order_and_goes_when_the_call_end
         .unwrap();
     for on_port in [true, false] {
         let what = if on_port { "shared port" } else { "own socket" };
-        let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
-        let mut server = match on_port {
+        let (client, server) = offer_to(match on_port {
             true => endpoint.call(PeerConfig::default()).unwrap(),
             false => Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap(),
-        };
-        let offer = client.peer.create_offer().unwrap();
-        let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
-        client.peer.accept_answer(Instant::now(), &answer).unwrap();
+        })
+        .await;
         let mut client = client.spawn();
         let (control, mut heard) = spawn_heard(server);
         wait_connected(&mut client).await;
@@ -371,11 +369,7 @@ async fn an_event_function_that_panics_loses_its_event_not_the_port() {
         .unwrap();
     let mut pairs = vec![];
     for _ in 0..2 {
-        let mut client = Call::bind(LOOPBACK, PeerConfig::default()).await.unwrap();
-        let mut server = endpoint.call(PeerConfig::default()).unwrap();
-        let offer = client.peer.create_offer().unwrap();
-        let answer = server.peer.accept_offer(Instant::now(), &offer).unwrap();
-        client.peer.accept_answer(Instant::now(), &answer).unwrap();
+        let (client, server) = offer_to(endpoint.call(PeerConfig::default()).unwrap()).await;
         pairs.push((client.spawn(), server));
     }
     let (mut client_b, server_b) = pairs.pop().unwrap();

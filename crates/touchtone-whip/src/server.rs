@@ -23,8 +23,8 @@ use tower::ServiceExt;
 /// sent again. Linux caps it at `net.core.somaxconn` (4096 by default).
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// A TCP listener on `addr` for [`serve`], with a [`LISTEN_BACKLOG`] long accept queue (tokio's
-/// `TcpListener::bind` asks for 1024).
+/// A TCP listener on `addr` for [`serve`], with a [`LISTEN_BACKLOG`] long accept queue (one bound
+/// with tokio's `TcpListener::bind` queued 129 connections here).
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?

@@ -23,9 +23,9 @@ impl Peer {
         true
     }
 
-    /// Sends the audio packets due at or before `now`. Audio runs on a 20 ms grid. With a longer
-    /// the packet time in use ([`PeerConfig::ptime`] or the remote's `a=ptime`) and no DTMF scheduled, a packet gathers that many milliseconds and goes
-    /// when they are over, as a sender that captures audio sends it. When DTMF is scheduled meanwhile,
+    /// Sends the audio packets due at or before `now`. Audio runs on a 20 ms grid. With a longer packet
+    /// time ([`PeerConfig::ptime`], or the remote's `a=ptime`) and no DTMF scheduled, a packet gathers
+    /// that many milliseconds and goes when they are over, as a sender that captures audio sends it. When DTMF is scheduled meanwhile,
     /// the audio held goes in 20 ms packets up to the first tone ([`cut_long_packet`](Self::cut_long_packet)):
     /// the audio a receiver decodes before a tone then ends within 20 ms of it, as from a browser.
     /// (Chromium and Firefox played tones up to 55 ms long, and Chromium once dropped one, when longer
@@ -92,11 +92,16 @@ impl Peer {
         if !self.next_pcm_frame(n.codec, pcm) {
             return self.write_rtp(n.audio_pt, ts, t, false, n.codec.silence(ptime));
         }
-        let frame: Vec<u8> = match n.codec {
-            AudioCodec::Pcma => pcm.iter().map(|s| g711::linear_to_alaw(*s)).collect(),
-            _ => pcm.iter().map(|s| g711::linear_to_ulaw(*s)).collect(),
+        let mut frame = [0u8; 480];
+        let frame = &mut frame[..pcm.len()];
+        let encode = match n.codec {
+            AudioCodec::Pcma => g711::linear_to_alaw,
+            _ => g711::linear_to_ulaw,
         };
-        self.write_rtp(n.audio_pt, ts, t, false, &frame)
+        for (out, s) in frame.iter_mut().zip(pcm.iter()) {
+            *out = encode(*s);
+        }
+        self.write_rtp(n.audio_pt, ts, t, false, frame)
     }
 
     /// Whether a telephone-event plays during the 20 ms of media time from `t`: tones last at least
