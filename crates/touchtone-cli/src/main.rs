@@ -3,6 +3,7 @@
 mod detect;
 mod dial;
 mod generate;
+mod heap;
 mod input;
 mod output;
 mod pcap;
@@ -62,12 +63,8 @@ impl Failure {
     }
 }
 
-/// The heap: mimalloc, which allocates faster than glibc's under many threads (a 1,000-call burst is
-/// up sooner: BENCHMARKS.md). `serve` has each runtime thread give its freed pages back once calls end.
-#[global_allocator]
-static HEAP: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
+    heap::use_small_pages();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -244,7 +244,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let token = config.token.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_park(heap::on_park)
+        .on_thread_park(crate::heap::on_park)
         .build()
         .map_err(|e| Failure::input(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
@@ -344,39 +344,11 @@ async fn give_back_memory(hub: Hub) {
         last = now;
         if rounds > 0 {
             rounds -= 1;
-            heap::give_back();
+            crate::heap::give_back();
             // Wake the idle threads, so that they idle again and give theirs back too.
             for _ in 0..16 {
                 tokio::spawn(tokio::task::yield_now());
             }
-        }
-    }
-}
-
-/// Giving a thread's free heap pages back to the system when the thread idles.
-mod heap {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// Bumped each time the threads are to give their free pages back.
-    static ROUND: AtomicU64 = AtomicU64::new(0);
-
-    thread_local! {
-        /// The last round this thread gave its pages back in.
-        static DONE: Cell<u64> = const { Cell::new(0) };
-    }
-
-    /// Asks every runtime thread to give its free pages back when it next idles.
-    pub(super) fn give_back() {
-        ROUND.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The runtime's park hook: gives this thread's free pages back if asked since it last did.
-    pub(super) fn on_park() {
-        let round = ROUND.load(Ordering::Relaxed);
-        if DONE.with(|d| d.replace(round)) != round {
-            // SAFETY: mi_collect only walks the allocator's own structures for this thread.
-            unsafe { libmimalloc_sys::mi_collect(true) };
         }
     }
 }

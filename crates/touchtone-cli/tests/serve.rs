@@ -330,6 +330,20 @@ fn a_switch_from_the_environment_takes_the_usual_spellings() {
 }
 
 /// The UDP port of the host candidate in an SDP answer.
+/// Huge pages made each first touch of 2 MiB zero all of it: a 1,000-call burst spent a third of its
+/// CPU there (BENCHMARKS.md, "Huge pages").
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_on_small_pages() {
+    let server = serve(&[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("the kernel reports THP_enabled");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}
+
 fn candidate_addr(answer: &str) -> String {
     answer
         .lines()

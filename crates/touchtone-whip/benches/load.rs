@@ -45,7 +45,8 @@ use touchtone_rtc::{
     Call, CallHandle, ConnectionState, InsertDtmfError, PeerConfig, PeerEvent, Ptime,
 };
 
-/// The clients' heap: the server's (mimalloc), so that the clients cost what the server does per call.
+/// The clients' heap: the server's (mimalloc on small pages, as `touchtone` runs it), so that the
+/// clients cost what the server does per call.
 #[global_allocator]
 static HEAP: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -1674,6 +1675,8 @@ fn main() {
         eprintln!("load benchmark: no arguments given; usage:\n{USAGE}");
         return;
     }
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     start_stall_probe();
     warn_small_socket_buffers();
     let opts = match parse_args(&args) {
