@@ -329,15 +329,20 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
 /// Returns the heap that ended calls freed to the system: the allocator keeps freed memory for reuse,
 /// in each thread's own heap, so without this a server's RSS stays at its busiest. Checked every 10 s;
-/// when calls ended since, every runtime thread gives its free pages back the next time it idles.
+/// when calls ended since (however short they were), every runtime thread gives its free pages back
+/// the next time it idles.
 async fn give_back_memory(hub: Hub) {
-    let mut last = hub.list().len();
+    let ended = |hub: &Hub| {
+        let m = hub.metrics();
+        m.calls_total.saturating_sub(m.calls_active)
+    };
+    let mut last = ended(&hub);
     let mut rounds = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tick.tick().await;
-        let now = hub.list().len();
-        if now < last {
+        let now = ended(&hub);
+        if now > last {
             // This tick and the next: what calls still ending after this one freed goes back too.
             rounds = 2;
         }

@@ -344,6 +344,63 @@ fn the_server_runs_on_small_pages() {
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }
 
+/// The server's resident memory, in KiB.
+#[cfg(target_os = "linux")]
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// What ended calls held goes back to the system at the server's next 10 s check, calls that lived for
+/// less than one check too: the heap keeps freed pages in each thread's own heap, and RSS stayed at
+/// its peak when the check missed them (BENCHMARKS.md, "mimalloc as the server's heap").
+#[cfg(target_os = "linux")]
+#[test]
+fn memory_of_ended_calls_goes_back_to_the_system() {
+    const CALLS: usize = 400;
+    let srv = serve(&[
+        "--max-calls",
+        "1000",
+        "--client-call-rate",
+        "100000",
+        "--client-call-burst",
+        "100000",
+    ]);
+    let pid = srv.child.id();
+    let start = rss_kib(pid);
+    let (_, sdp) = offer();
+    let locations: Vec<String> = (0..CALLS)
+        .map(|_| {
+            let (status, head, body) = post_sdp(&srv.addr, &sdp);
+            assert_eq!(status, 201, "{body}");
+            location(&head)
+        })
+        .collect();
+    let peak = rss_kib(pid);
+    assert!(
+        peak > start + 4096,
+        "{CALLS} calls took {start} to {peak} KiB"
+    );
+    for l in &locations {
+        assert_eq!(http(&srv.addr, "DELETE", l, None, b"").0, 200);
+    }
+    let ended = Instant::now();
+    // At least half of what the calls took (a release build gives back 85%; a debug build 65%).
+    let goal = start + (peak - start) / 2;
+    loop {
+        let now = rss_kib(pid);
+        if now <= goal {
+            break;
+        }
+        assert!(
+            ended.elapsed() < Duration::from_secs(25),
+            "{now} KiB 25 s after the calls ended: {start} KiB at start, {peak} KiB with the calls"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn candidate_addr(answer: &str) -> String {
     answer
         .lines()
