@@ -74,6 +74,8 @@ cargo bench -p touchtone-whip --bench load -- [options]
   --client-ptime MS    audio per packet the clients send while not dialing: 20, 40 or 60 whatever the
                        answer asks (as Firefox, at 20), or `answer`: what the answer's a=ptime asks, else
                        20 (as Chromium) (answer)
+  --client-yield-ms MS  each client's yield window before its tone changes (`Call::set_yield_window`)
+                       (2, the library's default)
   --rounds spread|together
                        spread: each call starts its first round after a random part of a round, so that
                        calls dial at different times as callers do; together: every call dials as soon as
@@ -108,6 +110,7 @@ struct Opts {
     threads: usize,
     /// `None`: follow the answer's `a=ptime`.
     client_ptime: Option<Ptime>,
+    client_yield: Duration,
     offers_first: bool,
     /// Calls start their rounds at random points of a round, not all as soon as they are up.
     spread_rounds: bool,
@@ -139,6 +142,7 @@ impl Default for Opts {
             sample_secs: 10.0,
             threads: 2,
             client_ptime: None,
+            client_yield: touchtone_rtc::call::DEFAULT_YIELD_WINDOW,
             offers_first: false,
             spread_rounds: true,
             json: false,
@@ -182,6 +186,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--tolerance-ms" => o.tolerance_ms = num(a, val(a)?)?,
             "--sample-secs" => o.sample_secs = num(a, val(a)?)?,
             "--threads" => o.threads = num(a, val(a)?)?,
+            "--client-yield-ms" => o.client_yield = Duration::from_millis(num(a, val(a)?)?),
             "--client-ptime" => {
                 o.client_ptime = match val(a)?.as_str() {
                     "answer" => None,
@@ -1078,6 +1083,7 @@ async fn call(ctx: &Ctx, idx: u64, fate: Fate, life: Option<Duration>) {
         let _ = control.request("DELETE", &location, None, b"").await;
         return st.fail(format!("accept answer: {e}"));
     }
+    call.set_yield_window(o.client_yield);
     let handle = call.spawn();
     let sse = match tokio::time::timeout(Duration::from_secs(20), open_events(ctx.http, &location))
         .await
@@ -1957,7 +1963,8 @@ async fn run(opts: Opts, srv: &Server) -> Value {
             "idle_timeout_s": o.idle_timeout, "digits_per_round": o.digits, "tone_ms": o.tone_ms,
             "gap_ms": o.gap_ms, "pause_ms": o.pause_ms, "tolerance_ms": o.tolerance_ms,
             "client_threads": o.threads, "server_args": o.server_args,
-            "client_ptime_ms": o.client_ptime.map(Ptime::millis), "offers_first": o.offers_first,
+            "client_ptime_ms": o.client_ptime.map(Ptime::millis),
+            "client_yield_ms": o.client_yield.as_millis(), "offers_first": o.offers_first,
             "rounds": if o.spread_rounds { "spread" } else { "together" },
         }),
     );
