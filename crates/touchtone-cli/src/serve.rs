@@ -128,6 +128,11 @@ pub struct Args {
     /// (request/reply on touchtone.calls.<id>.dtmf and .hangup).
     #[arg(long, env = "TOUCHTONE_NATS", value_name = "URL")]
     nats: Option<String>,
+    /// Events kept per call for event subscribers that join late, reconnect (`Last-Event-ID`) or fall
+    /// behind; each costs a call about 150 bytes once its history is full.
+    #[arg(long, env = "TOUCHTONE_EVENT_HISTORY", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=65536))]
+    event_history: u64,
     /// Events queued per sink (webhook destination or NATS) before new ones are dropped.
     #[arg(long, env = "TOUCHTONE_SINK_QUEUE", default_value_t = 4096)]
     sink_queue: usize,
@@ -176,6 +181,7 @@ impl Args {
             token: self.token()?,
             instance: self.instance.clone(),
             public_url: self.public_url()?,
+            history_per_call: self.event_history as usize,
             ..WhipConfig::default()
         })
     }

@@ -344,6 +344,34 @@ fn the_server_runs_on_small_pages() {
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }
 
+/// `--event-history` bounds what a call keeps for late subscribers: with 2, one that joins after the
+/// call's first events (ICE gathering, signaling, negotiated, ...) no longer gets them replayed.
+#[test]
+fn event_history_keeps_only_the_last_events() {
+    for (history, replays_first) in [(None, true), (Some("2"), false)] {
+        let extra: Vec<&str> = history
+            .iter()
+            .flat_map(|h| ["--event-history", h])
+            .collect();
+        let srv = serve(&extra);
+        let (_, sdp) = offer();
+        let (status, head, body) = post_sdp(&srv.addr, &sdp);
+        assert_eq!(status, 201, "{body}");
+        let path = format!("{}/events", location(&head));
+        let got: Vec<String> =
+            event_data(&srv.addr, &path, Some(Duration::from_millis(800))).collect();
+        assert!(!got.is_empty(), "{history:?}: no events");
+        assert_eq!(
+            got[0].contains("ice-gathering"),
+            replays_first,
+            "{history:?}: {got:?}"
+        );
+        if !replays_first {
+            assert!(got.len() <= 4, "{history:?}: {got:?}");
+        }
+    }
+}
+
 /// The server's resident memory, in KiB.
 #[cfg(target_os = "linux")]
 fn rss_kib(pid: u32) -> u64 {
@@ -578,6 +606,7 @@ fn bad_sink_public_url_and_ptime_settings_are_refused_at_start() {
         ["--webhook", "not a url"],
         ["--nats", "nats://127.0.0.1:1"],
         ["--ptime", "30"],
+        ["--event-history", "0"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_touchtone"))
             .args(["serve", "--listen", "127.0.0.1:0"])

@@ -34,7 +34,7 @@ pub struct WhipConfig {
     pub max_body: usize,
     /// Time to receive a request body once its headers arrived; slower clients get 408.
     pub body_read_timeout: Duration,
-    /// Events kept per call for subscribers that join late or reconnect.
+    /// Events kept per call for subscribers that join late, reconnect or fall behind (256).
     pub history_per_call: usize,
     /// Event subscribers per call at once; more get 503.
     pub max_subscribers_per_call: usize,
@@ -70,7 +70,7 @@ impl Default for WhipConfig {
             record_dir: None,
             max_body: 64 * 1024,
             body_read_timeout: Duration::from_secs(10),
-            history_per_call: 1024,
+            history_per_call: 256,
             max_subscribers_per_call: 8,
             calls_per_client: CallRate::default(),
             allowed_origins: Vec::new(),
