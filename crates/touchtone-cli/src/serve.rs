@@ -129,7 +129,7 @@ pub struct Args {
     #[arg(long, env = "TOUCHTONE_NATS", value_name = "URL")]
     nats: Option<String>,
     /// Events kept per call for event subscribers that join late, reconnect (`Last-Event-ID`) or fall
-    /// behind; each costs a call about 150 bytes once its history is full.
+    /// behind; each costs a call about 140 bytes once its history is full.
     #[arg(long, env = "TOUCHTONE_EVENT_HISTORY", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..=65536))]
     event_history: u64,
