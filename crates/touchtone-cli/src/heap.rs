@@ -2,8 +2,9 @@
 //!
 //! mimalloc allocates faster than glibc's malloc under many threads (a 1,000-call burst is up sooner:
 //! BENCHMARKS.md). By default it asks the kernel for transparent huge pages on its regions; then the
-//! first touch of each 2 MiB zeroes all of it, and a burst of calls spent a third of its CPU on that
-//! and was up 0.3 to 0.6 s later. [`use_small_pages`] turns huge pages off for the process.
+//! first touch of each 2 MiB zeroes all of it: a 1,000-call burst spent 43% of its CPU on that in its
+//! first 200 ms, and was up 0.07 to 0.28 s later (BENCHMARKS.md, "Small pages"). [`use_small_pages`]
+//! turns huge pages off for the process.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

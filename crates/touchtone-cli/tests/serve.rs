@@ -330,8 +330,8 @@ fn a_switch_from_the_environment_takes_the_usual_spellings() {
 }
 
 /// The UDP port of the host candidate in an SDP answer.
-/// Huge pages made each first touch of 2 MiB zero all of it: a 1,000-call burst spent a third of its
-/// CPU there (BENCHMARKS.md, "Huge pages").
+/// Huge pages made each first touch of 2 MiB zero all of it: a 1,000-call burst spent 43% of its CPU
+/// there in its first 200 ms (BENCHMARKS.md, "Small pages").
 #[cfg(target_os = "linux")]
 #[test]
 fn the_server_runs_on_small_pages() {
