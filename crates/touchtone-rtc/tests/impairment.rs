@@ -715,10 +715,23 @@ fn run_scenario(s: Scenario) {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(scenario(&link, s));
+    // The slow queue reorders at random: a run in which it held back no packet of one direction tested
+    // no reordering there, so the scenario runs again (every run's digits are checked all the same).
+    for attempt in 1..=3 {
+        let reordered = rt.block_on(scenario(&link, s));
+        if !s.expect_reordering || reordered {
+            return;
+        }
+        eprintln!(
+            "{}: RTP was not reordered both ways (run {attempt} of 3)",
+            s.tag
+        );
+    }
+    panic!("{}: RTP was not reordered both ways in 3 runs", s.tag);
 }
 
-async fn scenario(link: &Link, s: Scenario) {
+/// Runs the scenario, checking its digits and faults; returns whether RTP was reordered both ways.
+async fn scenario(link: &Link, s: Scenario) -> bool {
     let tag = s.tag;
     let dir = std::env::temp_dir();
     let rec = |side: &str| {
@@ -901,12 +914,7 @@ async fn scenario(link: &Link, s: Scenario) {
             "{tag}: the outage dropped nothing"
         );
     }
-    if s.expect_reordering {
-        assert!(
-            rtp_ab.reordered > 0 && rtp_ba.reordered > 0,
-            "{tag}: RTP was not reordered both ways"
-        );
-    }
+    rtp_ab.reordered > 0 && rtp_ba.reordered > 0
 }
 
 /// Deletes the recordings when the scenario ends, also by a panic.
