@@ -64,10 +64,7 @@ impl EventLog {
     /// Appends an event, dropping the oldest when the ring is full.
     pub fn push(&self, json: impl Into<Arc<str>>) {
         let next = {
-            let mut ring = self
-                .ring
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut ring = crate::lock::lock(&self.ring);
             if ring.lines.len() == ring.capacity {
                 ring.lines.pop_front();
                 ring.first += 1;
@@ -80,21 +77,14 @@ impl EventLog {
 
     /// No more events: subscribers end after reading what is left.
     pub fn close(&self) {
-        self.ring
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .closed = true;
+        crate::lock::lock(&self.ring).closed = true;
         self.wake.send_modify(|_| {});
     }
 
     /// Events held now.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.ring
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .lines
-            .len()
+        crate::lock::lock(&self.ring).lines.len()
     }
 
     /// A subscriber starting after event `last_seen` (the SSE `Last-Event-ID`), or at the oldest kept.
@@ -150,13 +140,7 @@ impl Subscription {
             if self.fill() {
                 continue;
             }
-            if self
-                .log
-                .ring
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .closed
-            {
+            if crate::lock::lock(&self.log.ring).closed {
                 return None;
             }
             if self.wake.changed().await.is_err() {
@@ -170,11 +154,7 @@ impl Subscription {
 
     /// Moves up to [`BATCH`] events from the ring into `batch`; false when there was nothing new.
     fn fill(&mut self) -> bool {
-        let ring = self
-            .log
-            .ring
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring = crate::lock::lock(&self.log.ring);
         if self.cursor < ring.first {
             self.batch.push_back(CallEvent::Lagged {
                 missed: ring.first - self.cursor,

@@ -180,21 +180,12 @@ impl Hub {
 
     /// The DTLS certificate new calls present.
     fn certificate(&self) -> Option<touchtone_rtc::DtlsCert> {
-        self.inner
-            .certificate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        crate::lock::lock(&self.inner.certificate).clone()
     }
 
     /// Makes a new DTLS certificate for the calls that start from now on (live calls keep theirs).
     pub fn rotate_certificate(&self) {
-        *self
-            .inner
-            .certificate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            touchtone_rtc::generate_certificate();
+        *crate::lock::lock(&self.inner.certificate) = touchtone_rtc::generate_certificate();
     }
 
     /// The configuration.
@@ -225,20 +216,12 @@ impl Hub {
     /// sink's tasks on the current Tokio runtime.
     pub fn add_sink(&self, sink: Arc<dyn EventSink>, options: SinkOptions) {
         let handle = SinkHandle::spawn(sink, options);
-        self.inner
-            .sinks
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(handle);
+        crate::lock::write(&self.inner.sinks).push(handle);
     }
 
     /// The counters of each sink, in the order they were added.
     pub fn sink_metrics(&self) -> Vec<SinkMetrics> {
-        let sinks = self
-            .inner
-            .sinks
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sinks = crate::lock::read(&self.inner.sinks);
         sinks.iter().map(SinkHandle::metrics).collect()
     }
 
@@ -259,11 +242,7 @@ impl Hub {
 
     /// Gives a call's event to every sink.
     fn to_sinks(&self, call: &Arc<str>, seq: u64, line: &rtc::Line) {
-        let sinks = self
-            .inner
-            .sinks
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sinks = crate::lock::read(&self.inner.sinks);
         if sinks.is_empty() {
             return;
         }
@@ -280,10 +259,7 @@ impl Hub {
     }
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.inner
-            .calls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.inner.calls)
     }
 
     fn active(&self) -> usize {
@@ -322,12 +298,7 @@ impl Hub {
             .map_err(|_| OfferError::TooManyCalls { max: cfg.max_calls })?;
         if let Some(ip) = client {
             let now = Instant::now();
-            let rate = self
-                .inner
-                .rates
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take(ip, now);
+            let rate = crate::lock::lock(&self.inner.rates).take(ip, now);
             rate.map_err(|retry_after| OfferError::RateLimited { retry_after })?;
         }
         let id = new_call_id()?;
@@ -388,12 +359,7 @@ impl Hub {
 
     /// Logs a rejected offer, at most once per 10 s with the count of those not logged.
     fn note_rejected(&self, e: &OfferError) {
-        let allowed = self
-            .inner
-            .rejected_log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .allow(Instant::now());
+        let allowed = crate::lock::lock(&self.inner.rejected_log).allow(Instant::now());
         if let Some(more) = allowed {
             tracing::warn!("offer refused: {e} ({more} more refused since the last report)");
         }

@@ -54,6 +54,7 @@ mod events;
 mod http;
 mod hub;
 mod limits;
+mod lock;
 mod metrics;
 #[cfg(feature = "nats")]
 pub mod nats;
