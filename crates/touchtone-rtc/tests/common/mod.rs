@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use touchtone_netsim::{Link, NetConfig};
 use touchtone_rtc::{
-    CallHandle, ConnectionState, DigitSource, Peer, PeerConfig, PeerEvent, Transmit,
+    CallHandle, ConnectionState, DigitSource, Peer, PeerConfig, PeerEvent, RtcError, Transmit,
 };
 
 /// The address calls over real UDP bind to.
@@ -144,8 +144,13 @@ impl Pair {
     }
 
     /// Sends what each peer has to send and delivers what has arrived, or else jumps the clock to the
-    /// next timeout or arrival.
+    /// next timeout or arrival; panics if a peer gives up.
     pub fn step(&mut self) {
+        self.try_step().unwrap();
+    }
+
+    /// [`Pair::step`], returning the error of a peer that gives up (a DTLS handshake past its deadline).
+    pub fn try_step(&mut self) -> Result<(), RtcError> {
         let (a_addr, b_addr) = (self.a.local_addr(), self.b.local_addr());
         let mut moved = false;
         while let Some(Transmit {
@@ -204,8 +209,8 @@ impl Pair {
             .flatten()
             .min();
             self.now = self.now.max(next.expect("something is always pending"));
-            self.a.handle_timeout(self.now).unwrap();
-            self.b.handle_timeout(self.now).unwrap();
+            self.a.handle_timeout(self.now)?;
+            self.b.handle_timeout(self.now)?;
         }
         while let Some(e) = self.a.poll_event() {
             self.a_events.push((self.now, e));
@@ -213,6 +218,7 @@ impl Pair {
         while let Some(e) = self.b.poll_event() {
             self.b_events.push((self.now, e));
         }
+        Ok(())
     }
 
     /// Steps until `done`, for at most 60 s of simulated time.
@@ -226,6 +232,16 @@ impl Pair {
 
     /// Connects both sides.
     pub fn connect(&mut self) {
-        self.run_until(|p| p.a.can_insert_dtmf() && p.b.is_connected());
+        self.try_connect().unwrap();
+    }
+
+    /// Connects both sides, or returns the error of the peer that gave up first.
+    pub fn try_connect(&mut self) -> Result<(), RtcError> {
+        let limit = self.now + Duration::from_secs(60);
+        while !(self.a.can_insert_dtmf() && self.b.is_connected()) {
+            assert!(self.now < limit, "simulated time ran out");
+            self.try_step()?;
+        }
+        Ok(())
     }
 }
