@@ -13,14 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[global_allocator]
 static HEAP: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process, including memory already mapped.
-pub fn use_small_pages() {
+/// Turns transparent huge pages off for this process, including memory already mapped; a kernel
+/// without the call keeps them (slower bursts, nothing wrong) and says why.
+pub fn use_small_pages() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
-    unsafe {
-        // A kernel without the call keeps huge pages: slower bursts, nothing wrong.
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+        let done = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if done != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
+    Ok(())
 }
 
 /// Bumped each time the threads are to give their free pages back.

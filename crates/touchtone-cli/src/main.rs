@@ -64,7 +64,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    heap::use_small_pages();
+    let small_pages = heap::use_small_pages();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -76,6 +76,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    if let Err(e) = small_pages {
+        tracing::info!("transparent huge pages stay on: {e}");
+    }
     let result = match cli.command {
         Command::Serve(a) => serve::run(*a),
         Command::Dial(a) => dial::run(a),

@@ -338,16 +338,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
 /// when calls ended since (however short they were), every runtime thread gives its free pages back
 /// the next time it idles.
 async fn give_back_memory(hub: Hub) {
-    let ended = |hub: &Hub| {
-        let m = hub.metrics();
-        m.calls_total.saturating_sub(m.calls_active)
-    };
-    let mut last = ended(&hub);
+    let mut last = hub.calls_ended();
     let mut rounds = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tick.tick().await;
-        let now = ended(&hub);
+        let now = hub.calls_ended();
         if now > last {
             // This tick and the next: what calls still ending after this one freed goes back too.
             rounds = 2;

@@ -106,6 +106,7 @@ impl Drop for CallEvents {
             let c = &self.hub.inner.counters;
             c.datagrams_in.fetch_add(rx, Ordering::Relaxed);
             c.datagrams_out.fetch_add(tx, Ordering::Relaxed);
+            Counters::bump(&c.calls_ended);
         }
         drop(calls);
         drop(entry);
@@ -422,6 +423,11 @@ impl Hub {
         for e in self.calls().values() {
             e.control.close();
         }
+    }
+
+    /// How many calls have ended since the hub started; cheap, unlike [`Hub::metrics`].
+    pub fn calls_ended(&self) -> u64 {
+        self.inner.counters.calls_ended.load(Ordering::Relaxed)
     }
 
     /// The counters now.

@@ -9,6 +9,8 @@ use crate::sink::SinkMetrics;
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub calls_total: AtomicU64,
+    /// Calls whose task has ended and left the book.
+    pub calls_ended: AtomicU64,
     pub calls_rejected: AtomicU64,
     pub digits: AtomicU64,
     pub errors: AtomicU64,

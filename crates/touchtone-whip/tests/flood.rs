@@ -88,5 +88,6 @@ async fn cycles_of_calls_leave_no_descriptors_or_tasks_behind() {
     );
     assert_eq!(srv.hub.metrics().calls_active, 0);
     assert_eq!(srv.hub.metrics().calls_total, 25);
+    assert_eq!(srv.hub.calls_ended(), 25);
     srv.stop().await;
 }
