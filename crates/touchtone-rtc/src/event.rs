@@ -46,6 +46,9 @@ pub enum ConnectionState {
     Connecting,
     /// ICE and DTLS are up: media and DTMF flow.
     Connected,
+    /// The connection could not be set up or broke for good (a DTLS handshake that gave up, a
+    /// certificate that does not match the SDP's fingerprint); the call ends.
+    Failed,
     /// The call ended.
     Closed,
 }
@@ -79,7 +82,7 @@ state_names!(IceConnectionState, "ice-connection",
     New => "new", Checking => "checking", Connected => "connected", Completed => "completed",
     Disconnected => "disconnected");
 state_names!(ConnectionState, "connection",
-    Connecting => "connecting", Connected => "connected", Closed => "closed");
+    Connecting => "connecting", Connected => "connected", Failed => "failed", Closed => "closed");
 
 pub use touchtone::DigitSource;
 

@@ -3,12 +3,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Pair;
 use touchtone_netsim::NetConfig;
 use touchtone_rtc::audio::OpusReceiver;
-use touchtone_rtc::{AudioCodec, DigitSource, IceConnectionState, PeerConfig, PeerEvent, Ptime};
+use touchtone_rtc::{
+    AudioCodec, ConnectionState, DigitSource, IceConnectionState, PeerConfig, PeerEvent, Ptime,
+};
 
 fn exact_schedule(codec: AudioCodec) {
     let mut p = Pair::new(
@@ -164,6 +166,85 @@ fn losing_the_first_ice_check_does_not_delay_dtls() {
             }
         );
     }
+}
+
+/// A DTLS datagram (RFC 7983: first byte 20 to 63).
+fn is_dtls(d: &[u8]) -> bool {
+    d.first().is_some_and(|b| (20..=63).contains(b))
+}
+
+/// The connection states a peer reported, and whether it reported `Closed` last.
+fn connection_states(events: &[(Instant, PeerEvent)]) -> (Vec<ConnectionState>, bool) {
+    let states = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PeerEvent::Connection(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    let closed_last = matches!(events.last(), Some((_, PeerEvent::Closed)));
+    (states, closed_last)
+}
+
+/// A DTLS handshake that gives up (every DTLS datagram lost, ICE fine) fails the call as the W3C
+/// `connectionState` does: `failed`, then the call ends, instead of a peer left connecting forever.
+#[test]
+fn a_handshake_that_gives_up_fails_the_call() {
+    let mut p = Pair::new(PeerConfig::default(), PeerConfig::default());
+    p.drop = Some(Box::new(|_, _, d| is_dtls(d)));
+    let start = p.now;
+    let err = p.try_connect().expect_err("no DTLS, no connection");
+    assert!(err.to_string().contains("timeout"), "{err}");
+    assert!(p.now - start >= Duration::from_secs(30), "gave up early");
+    // Whichever side's handshake timed out has failed and ended.
+    let failed: Vec<bool> = [&p.a_events, &p.b_events]
+        .into_iter()
+        .map(|events| {
+            let (states, closed_last) = connection_states(events);
+            states.last() == Some(&ConnectionState::Failed) && closed_last
+        })
+        .collect();
+    assert!(
+        failed.contains(&true),
+        "a: {:?}, b: {:?}",
+        connection_states(&p.a_events),
+        connection_states(&p.b_events)
+    );
+    for (peer, failed) in [(&p.a, failed[0]), (&p.b, failed[1])] {
+        assert_eq!(peer.is_closed(), failed);
+        if failed {
+            assert!(!peer.can_insert_dtmf());
+            assert_eq!(peer.poll_timeout(), None);
+        }
+    }
+}
+
+/// A remote whose DTLS certificate is not the one its SDP's fingerprint names (a man in the middle)
+/// fails the call: never `connected`, no DTMF, `failed` and the call ends.
+#[test]
+fn a_certificate_that_does_not_match_the_fingerprint_fails_the_call() {
+    let (mut p, _) = Pair::with_offer(PeerConfig::default(), PeerConfig::default(), |offer| {
+        let line = offer
+            .lines()
+            .find(|l| l.starts_with("a=fingerprint:sha-256 "))
+            .expect("a fingerprint");
+        // Another certificate's hash: the last byte changed.
+        let other = match line.chars().last() {
+            Some('0') => format!("{}1", &line[..line.len() - 1]),
+            _ => format!("{}0", &line[..line.len() - 1]),
+        };
+        offer.replace(line, &other)
+    });
+    let start = p.now;
+    p.run_until(|p| p.b.is_closed() || p.now - start > Duration::from_secs(5));
+    let (states, closed_last) = connection_states(&p.b_events);
+    assert_eq!(
+        states,
+        [ConnectionState::Connecting, ConnectionState::Failed],
+        "the callee checks the caller's certificate"
+    );
+    assert!(closed_last);
+    assert!(!p.b.can_insert_dtmf());
 }
 
 /// The RTP header fields the network can see (SRTP leaves the header in the clear): payload type and

@@ -265,10 +265,14 @@ impl Peer {
         }
         self.last_heard = now;
         self.remote = Some(source);
-        rtc.handle_input(input)?;
         // Timers are left to `handle_timeout`: a driver that wakes after a stall reads every queued
         // datagram before any timer (the receiver's end timeout among them) runs.
-        self.drain()
+        let result = match rtc.handle_input(input) {
+            Ok(()) => self.drain(),
+            Err(e) => Err(e.into()),
+        };
+        self.fail_if_dead(now);
+        result
     }
 
     /// Ends the call after `timeout` without a datagram it accepted (ICE, DTLS or SRTP of this call;
@@ -284,6 +288,12 @@ impl Peer {
 
     /// Runs everything due at or before `now`: str0m timers, DTMF playout, audio frames, receiver timeouts.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtcError> {
+        let result = self.run_timers(now);
+        self.fail_if_dead(now);
+        result
+    }
+
+    fn run_timers(&mut self, now: Instant) -> Result<(), RtcError> {
         self.now = now;
         if self.closed {
             return Ok(());
@@ -417,10 +427,21 @@ impl Peer {
         if let Err(e) = self.drain() {
             tracing::debug!("close: {e}");
         }
-        self.finish(now);
+        self.finish(now, ConnectionState::Closed);
     }
 
-    fn finish(&mut self, now: Instant) {
+    /// Ends the call as failed when str0m gave up on the connection (it disconnects itself on a DTLS
+    /// handshake past its deadline or a certificate that does not match the fingerprint), instead of
+    /// leaving it connecting with nothing left to happen.
+    fn fail_if_dead(&mut self, now: Instant) {
+        if !self.closed && self.rtc.as_ref().is_some_and(|rtc| !rtc.is_alive()) {
+            tracing::debug!("call {}: the connection failed", self.local);
+            self.finish(now, ConnectionState::Failed);
+        }
+    }
+
+    /// Ends the call, reporting `last` as its final connection state.
+    fn finish(&mut self, now: Instant, last: ConnectionState) {
         if self.closed {
             return;
         }
@@ -433,8 +454,7 @@ impl Peer {
             }
         }
         self.collect_digits();
-        self.events
-            .push_back(PeerEvent::Connection(ConnectionState::Closed));
+        self.events.push_back(PeerEvent::Connection(last));
         self.events.push_back(PeerEvent::Closed);
     }
 
@@ -560,7 +580,7 @@ impl Peer {
                     self.collect_inband(ssrc);
                 }
             }
-            Event::Closed => self.finish(self.now),
+            Event::Closed => self.finish(self.now, ConnectionState::Closed),
             Event::MediaAdded(m) if self.mid.is_none() && m.kind == MediaKind::Audio => {
                 self.mid = Some(m.mid);
             }

@@ -153,6 +153,7 @@ impl Pair {
     pub fn try_step(&mut self) -> Result<(), RtcError> {
         let (a_addr, b_addr) = (self.a.local_addr(), self.b.local_addr());
         let mut moved = false;
+        let mut result = Ok(());
         while let Some(Transmit {
             destination,
             contents,
@@ -209,8 +210,10 @@ impl Pair {
             .flatten()
             .min();
             self.now = self.now.max(next.expect("something is always pending"));
-            self.a.handle_timeout(self.now)?;
-            self.b.handle_timeout(self.now)?;
+            result = self
+                .a
+                .handle_timeout(self.now)
+                .and(self.b.handle_timeout(self.now));
         }
         while let Some(e) = self.a.poll_event() {
             self.a_events.push((self.now, e));
@@ -218,7 +221,7 @@ impl Pair {
         while let Some(e) = self.b.poll_event() {
             self.b_events.push((self.now, e));
         }
-        Ok(())
+        result
     }
 
     /// Steps until `done`, for at most 60 s of simulated time.
