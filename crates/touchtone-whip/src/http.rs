@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -254,7 +256,22 @@ async fn offer(State(hub): State<Hub>, req: Request) -> Response {
     }
 }
 
-async fn hang_up(State(hub): State<Hub>, Path(id): Path<String>) -> Response {
+/// The call id in a request's path. An id that is not text (percent-encoding that is not UTF-8) names
+/// no call: it gets the JSON 404 of any unknown id, not axum's plain-text 400.
+struct CallId(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CallId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(CallId(id)),
+            Err(_) => Err(error(StatusCode::NOT_FOUND, "NotFound", crate::NotFound)),
+        }
+    }
+}
+
+async fn hang_up(State(hub): State<Hub>, CallId(id): CallId) -> Response {
     match hub.hang_up(&id) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => error(StatusCode::NOT_FOUND, "NotFound", e),
@@ -299,10 +316,15 @@ fn event_type(json: &str) -> Option<&str> {
 
 async fn events(
     State(hub): State<Hub>,
-    Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    CallId(id): CallId,
+    query: Result<Query<EventsQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
+    // A query serde cannot read (`types` given twice) is the API's JSON 400, as a wrong type name is.
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidQuery", e.body_text()),
+    };
     let wanted = match event_types(query.types.as_deref()) {
         Ok(w) => w,
         Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidQuery", e),
@@ -365,7 +387,7 @@ fn default_gap() -> u32 {
     touchtone::sender::DEFAULT_GAP_MS
 }
 
-async fn dtmf(State(hub): State<Hub>, Path(id): Path<String>, req: Request) -> Response {
+async fn dtmf(State(hub): State<Hub>, CallId(id): CallId, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match read_body(&hub, &parts.headers, body).await {
         Ok(b) => b,

@@ -145,6 +145,36 @@ async fn unknown_calls_are_404() {
     srv.stop().await;
 }
 
+/// Regression: an id whose percent-encoding is not UTF-8 got axum's plain-text 400 ("Invalid URL:
+/// Invalid UTF-8 in `id`") instead of the API's JSON error; no call has such an id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_that_is_not_text_is_an_unknown_call() {
+    let srv = start(config()).await;
+    let json = [("Content-Type", "application/json")];
+    for id in ["%FF", "%C3%28", "ok%80"] {
+        for (method, path, headers, body) in [
+            ("DELETE", format!("/whip/{id}"), &[][..], &b""[..]),
+            ("GET", format!("/whip/{id}/events"), &[][..], &b""[..]),
+            (
+                "POST",
+                format!("/whip/{id}/dtmf"),
+                &json[..],
+                &br#"{"tones":"1"}"#[..],
+            ),
+        ] {
+            let r = request(srv.addr, method, &path, headers, body).await;
+            assert_eq!(r.status, 404, "{method} {path}: {r:?}");
+            assert_eq!(
+                r.header("content-type").as_deref(),
+                Some("application/json"),
+                "{method} {path}"
+            );
+            assert!(r.body.contains(r#""error":"NotFound""#), "{}", r.body);
+        }
+    }
+    srv.stop().await;
+}
+
 /// Regression: the limit was checked before binding the socket and the call registered after, so
 /// concurrent offers could all pass the check (21 calls with a limit of 20).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,7 +461,14 @@ async fn an_unknown_event_type_is_refused() {
         .await
         .header("location")
         .unwrap();
-    for query in ["types=digit,keyup", "types=", "types=,"] {
+    // A repeated parameter was axum's plain-text 400 ("Failed to deserialize query string").
+    for query in [
+        "types=digit,keyup",
+        "types=",
+        "types=,",
+        "types=digit&types=closed",
+        "types=%FF",
+    ] {
         let r = request(
             srv.addr,
             "GET",
@@ -441,7 +478,11 @@ async fn an_unknown_event_type_is_refused() {
         )
         .await;
         assert_eq!(r.status, 400, "{query}");
-        assert!(r.body.contains("InvalidQuery"), "{query}: {}", r.body);
+        assert!(
+            r.body.starts_with(r#"{"error":"InvalidQuery""#),
+            "{query}: {}",
+            r.body
+        );
     }
     srv.stop().await;
 }
