@@ -107,3 +107,54 @@ async fn a_server_with_60_ms_packets_sends_a_third_of_the_packets_when_idle_and_
         "datagrams per second from the server: {counts:?}"
     );
 }
+
+/// A caller whose DTLS certificate is not the one its offer's fingerprint names (a man in the middle)
+/// never gets media through: the server reports its connection `failed` and ends the call at once,
+/// instead of keeping it until the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_whose_certificate_does_not_match_its_fingerprint_is_hung_up() {
+    let srv = start(WhipConfig {
+        idle_timeout: Duration::from_secs(60),
+        ..config()
+    })
+    .await;
+    let mut caller = Call::bind("127.0.0.1".parse().unwrap(), PeerConfig::default())
+        .await
+        .unwrap();
+    let offer = caller.peer.create_offer().unwrap();
+    let line = offer
+        .lines()
+        .find(|l| l.starts_with("a=fingerprint:sha-256 "))
+        .expect("a fingerprint")
+        .to_string();
+    // Another certificate's hash: its last byte changed.
+    let last = if line.ends_with('0') { "1" } else { "0" };
+    let forged = offer.replace(&line, &format!("{}{last}", &line[..line.len() - 1]));
+    let r = post_sdp(srv.addr, &forged).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let location = r.header("location").unwrap();
+    caller.peer.accept_answer(Instant::now(), &r.body).unwrap();
+    let mut events = SseReader::open(srv.addr, &format!("{location}/events"), &[])
+        .await
+        .unwrap();
+    let _handle = caller.spawn();
+    let mut states = vec![];
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            let v: serde_json::Value = serde_json::from_str(&ev.data).unwrap_or_default();
+            match v["type"].as_str() {
+                Some("state") if v["kind"] == "connection" => {
+                    states.push(v["state"].as_str().unwrap_or_default().to_string());
+                }
+                Some("closed") => return true,
+                _ => {}
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the call was not ended; states {states:?}");
+    assert_eq!(states, ["connecting", "failed"]);
+    assert!(eventually(Duration::from_secs(5), || srv.hub.list().is_empty()).await);
+    srv.stop().await;
+}
