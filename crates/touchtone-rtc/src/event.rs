@@ -46,10 +46,10 @@ pub enum ConnectionState {
     Connecting,
     /// ICE and DTLS are up: media and DTMF flow.
     Connected,
-    /// The connection could not be set up or broke for good (a DTLS handshake that gave up, a
-    /// certificate that does not match the SDP's fingerprint); the call ends.
+    /// The connection could not be set up or is gone (a DTLS handshake that gave up, a certificate
+    /// that does not match the SDP's fingerprint, nothing heard for the idle timeout); the call ends.
     Failed,
-    /// The call ended.
+    /// The call was hung up, by either side.
     Closed,
 }
 

@@ -219,6 +219,40 @@ fn a_handshake_that_gives_up_fails_the_call() {
     }
 }
 
+/// A remote that vanishes mid-call (its datagrams stop) ends the call after the idle timeout as a
+/// connection that `failed`, as the W3C `connectionState` does when ICE consent runs out; a hang-up by
+/// either side is `closed`. An application can tell a caller who hung up from one who is gone.
+#[test]
+fn a_remote_that_vanishes_fails_the_call_and_a_hang_up_closes_it() {
+    let mut p = Pair::new(PeerConfig::default(), PeerConfig::default());
+    p.connect();
+    p.b.set_idle_timeout(Some(Duration::from_secs(5)));
+    let gone = p.now;
+    p.drop = Some(Box::new(|from_a, _, _| from_a));
+    p.run_until(|p| p.b.is_closed());
+    assert!(p.now - gone >= Duration::from_secs(5));
+    let (states, closed_last) = connection_states(&p.b_events);
+    assert_eq!(
+        states,
+        [
+            ConnectionState::Connecting,
+            ConnectionState::Connected,
+            ConnectionState::Failed
+        ]
+    );
+    assert!(closed_last);
+
+    let mut p = Pair::new(PeerConfig::default(), PeerConfig::default());
+    p.connect();
+    p.a.close(p.now);
+    p.run_until(|p| p.b.is_closed());
+    for events in [&p.a_events, &p.b_events] {
+        let (states, closed_last) = connection_states(events);
+        assert_eq!(states.last(), Some(&ConnectionState::Closed), "{states:?}");
+        assert!(closed_last);
+    }
+}
+
 /// A remote whose DTLS certificate is not the one its SDP's fingerprint names (a man in the middle)
 /// fails the call: never `connected`, no DTMF, `failed` and the call ends.
 #[test]

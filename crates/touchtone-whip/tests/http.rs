@@ -551,7 +551,24 @@ async fn idle_calls_are_ended_and_forgotten() {
         ..config()
     })
     .await;
-    assert_eq!(post_sdp(srv.addr, &offer()).await.status, 201);
+    let r = post_sdp(srv.addr, &offer()).await;
+    assert_eq!(r.status, 201);
+    let location = r.header("location").unwrap();
+    let mut events = SseReader::open(srv.addr, &format!("{location}/events"), &[])
+        .await
+        .unwrap();
+    // A caller that never came is a connection that failed, not one that hung up.
+    let mut last_state = None;
+    while let Some(ev) = events.next().await {
+        let v: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
+        if v["type"] == "state" && v["kind"] == "connection" {
+            last_state = v["state"].as_str().map(str::to_string);
+        }
+        if v["type"] == "closed" {
+            break;
+        }
+    }
+    assert_eq!(last_state.as_deref(), Some("failed"));
     assert!(eventually(Duration::from_secs(10), || srv.hub.list().is_empty()).await);
     assert_eq!(srv.hub.metrics().calls_active, 0);
     srv.stop().await;

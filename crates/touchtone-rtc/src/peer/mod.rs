@@ -302,7 +302,8 @@ impl Peer {
             && now >= self.last_heard + idle
         {
             tracing::info!("call {} heard nothing for {idle:?}: ending it", self.local);
-            self.close(now);
+            // The remote is gone, not hung up: the connection failed (W3C: ICE consent ran out).
+            self.hang_up(now, ConnectionState::Failed);
             return Ok(());
         }
         if let Some(rtc) = self.rtc.as_mut()
@@ -418,6 +419,11 @@ impl Peer {
 
     /// Hangs up: sends DTLS close_notify and RTCP BYE, then reports `closed`.
     pub fn close(&mut self, now: Instant) {
+        self.hang_up(now, ConnectionState::Closed);
+    }
+
+    /// Sends DTLS close_notify and RTCP BYE, then ends the call with `last` as its connection state.
+    fn hang_up(&mut self, now: Instant, last: ConnectionState) {
         if self.closed {
             return;
         }
@@ -427,7 +433,7 @@ impl Peer {
         if let Err(e) = self.drain() {
             tracing::debug!("close: {e}");
         }
-        self.finish(now, ConnectionState::Closed);
+        self.finish(now, last);
     }
 
     /// Ends the call as failed when str0m gave up on the connection (it disconnects itself on a DTLS
