@@ -275,8 +275,8 @@ impl Peer {
         result
     }
 
-    /// Ends the call after `timeout` without a datagram it accepted (ICE, DTLS or SRTP of this call;
-    /// junk sent to its port does not count). `None` (the default) never ends it.
+    /// Ends the call, as `failed`, after `timeout` without a datagram it accepted (ICE, DTLS or SRTP of
+    /// this call; junk sent to its port does not count). `None` (the default) never ends it.
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         self.idle_timeout = timeout;
     }
