@@ -329,7 +329,6 @@ fn a_switch_from_the_environment_takes_the_usual_spellings() {
     }
 }
 
-/// The UDP port of the host candidate in an SDP answer.
 /// Huge pages made each first touch of 2 MiB zero all of it: a 1,000-call burst spent 43% of its CPU
 /// there in its first 200 ms (BENCHMARKS.md, "Small pages").
 #[cfg(target_os = "linux")]
@@ -428,6 +427,7 @@ fn memory_of_ended_calls_goes_back_to_the_system() {
     }
 }
 
+/// The address (IP:port) of the host candidate in an SDP answer.
 fn candidate_addr(answer: &str) -> String {
     answer
         .lines()
